@@ -1,0 +1,74 @@
+"""Sphinx extension: what the static page loads, all of it from the book's own ``_static`` folder.
+
+The built book must work offline, and it must not embed 4.6 MB of plotly.js in every page. At build
+time this extension copies
+
+* ``plotly.min.js`` from the installed ``plotly`` package (the same version the kernel used), and
+* MathJax 3 (the CommonHTML TeX build, its fonts and its lazily loaded extensions) from the
+  ``django-static-mathjax`` package on PyPI
+
+into ``_build/vendor_static/vendor/``, adds that folder to ``html_static_path``, loads plotly.js once
+per page and points ``mathjax_path`` at the local copy. Nothing is committed and nothing is fetched
+from a CDN.
+
+It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
+(its Python callbacks never run in a static page), so the book hides live widgets' outputs
+(``remove-output``) and does not ship their state either; for a plotly ``FigureWidget`` that state
+holds a second copy of plotly.js (5 MB per page).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y", "adaptors")
+
+
+def _plotly_js() -> Path:
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"plotly.min.js not found in the installed plotly package at {path}")
+    return path
+
+
+def _mathjax_root() -> Path:
+    import mathjax  # the django-static-mathjax package
+
+    root = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (root / "tex-chtml.js").is_file():
+        raise FileNotFoundError(f"MathJax's tex-chtml.js not found under {root}")
+    return root
+
+
+def _vendor(app: Sphinx) -> None:
+    static_root = Path(app.outdir).parent / "vendor_static"
+    target = static_root / "vendor"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(_plotly_js(), target / "plotly.min.js")
+    root = _mathjax_root()
+    for part in MATHJAX_PARTS:
+        src, dst = root / part, target / "mathjax" / part
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    app.config.html_static_path.append(str(static_root))
+
+
+def _drop_widget_state(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
+    page = getattr(app.env, "nb_metadata", {}).get(pagename, {})
+    page.get("js_files", {}).pop("ipywidgets_state", None)
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("builder-inited", _vendor)
+    app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
+    app.add_js_file("vendor/plotly.min.js", priority=100)
+    app.config.mathjax_path = "vendor/mathjax/tex-chtml.js"
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,50 @@
+"""vae_lib: the models, bounds, estimators, data and figures of the interactive VAE book.
+
+Chapters import from here; each submodule holds one concept:
+
+* :mod:`vae_lib.gaussian` — Gaussians: closed-form KL, reparameterized sampling;
+* :mod:`vae_lib.likelihoods` — decoder log-likelihoods log p_θ(x|z) with all constants;
+* :mod:`vae_lib.elbo` — the ELBO in three forms, importance weighting (IWAE), Monte Carlo evidence;
+* :mod:`vae_lib.toy` — toy models with exact log p(x) and exact posterior p(z|x);
+* :mod:`vae_lib.data` — the two-Gaussian mixture and sklearn's digits with the book's fixed split;
+* :mod:`vae_lib.models`, :mod:`vae_lib.train` — the VAE, the autoencoder and the training loop;
+* :mod:`vae_lib.explorer` — the latent explorer (static and live);
+* :mod:`vae_lib.figures`, :mod:`vae_lib.display` — figure builders and the plotly renderer setup.
+"""
+
+from .data import DIGIT_LEVELS, DIGIT_SHAPE, DigitsSplit, load_digits_split, mixture_log_density, sample_mixture
+from .display import setup_notebook
+from .elbo import (
+    elbo_evidence_minus_gap,
+    elbo_joint_plus_entropy,
+    elbo_reconstruction_minus_kl,
+    iwae_bound,
+    log_importance_weights,
+    log_marginal_importance,
+    repeated_log_marginal_estimates,
+)
+from .explorer import decode_grid, live_explorer, phase_diagram_figure
+from .gaussian import (
+    diag_gaussian,
+    kl_diag_gaussian_std_normal,
+    kl_diag_gaussians,
+    kl_full_gaussians,
+    kl_monte_carlo,
+    sample,
+    standard_normal_prior,
+)
+from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
+from .models import AEConfig, Autoencoder, VAE, VAEConfig
+from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
+from .train import TrainConfig, TrainHistory, fit
+
+__all__ = [
+    "AEConfig", "Autoencoder", "DIGIT_LEVELS", "DIGIT_SHAPE", "DigitsSplit", "GridLatentModel",
+    "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
+    "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
+    "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
+    "gaussian_log_likelihood", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians", "kl_full_gaussians",
+    "kl_monte_carlo", "live_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
+    "mixture_log_density", "phase_diagram_figure", "repeated_log_marginal_estimates", "sample", "sample_mixture",
+    "setup_notebook", "standard_normal_prior",
+]

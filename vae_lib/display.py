@@ -1,0 +1,35 @@
+"""How figures reach the reader: one plotly renderer for the notebook *and* the built book.
+
+Inside a kernel plotly 6+ emits only ``application/vnd.plotly.v1+json``; the book's notebook reader
+(myst-nb) drops that mime type, so figures would silently vanish from the HTML. And plotly's
+``notebook`` renderer embeds 4.6 MB of plotly.js in every output, while ``notebook_connected`` points
+at a CDN (blank offline). :func:`setup_notebook` registers a renderer that emits *both* the plotly mime
+type (JupyterLab draws it natively) and a small HTML snippet that calls the ``Plotly`` global; the
+book loads plotly.js once, from its own ``_static`` folder (see ``_ext/vendor_assets.py``).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import plotly.io as pio
+from plotly.io._base_renderers import HtmlRenderer
+
+__all__ = ["BOOK_RENDERER", "setup_notebook"]
+
+BOOK_RENDERER = "book_html"
+
+
+class BookHtmlRenderer(HtmlRenderer):
+    """HTML without the plotly.js library (``include_plotlyjs=False``) plus the explorer script."""
+
+    def __init__(self) -> None:
+        script = files("vae_lib").joinpath("explorer.js").read_text(encoding="utf-8")
+        super().__init__(connected=False, full_html=False, global_init=False, include_plotlyjs=False,
+                         post_script=[script], config={"displaylogo": False, "responsive": True})
+
+
+def setup_notebook() -> None:
+    """Make every plotly figure render in JupyterLab and in the built book (call once per chapter)."""
+    pio.renderers[BOOK_RENDERER] = BookHtmlRenderer()
+    pio.renderers.default = f"plotly_mimetype+{BOOK_RENDERER}"

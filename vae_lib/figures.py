@@ -1,0 +1,116 @@
+"""Figure builders shared by the chapters. Each returns a plotly ``Figure`` and never shows it.
+
+Colours follow the Okabe–Ito palette, which readers with the common colour-vision deficiencies can
+tell apart; where more than eight classes appear (the ten digits) marker symbols differ too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from torch import Tensor
+
+__all__ = [
+    "DIGIT_COLOURS",
+    "DIGIT_SYMBOLS",
+    "OKABE_ITO",
+    "estimator_spread_figure",
+    "image_grid_figure",
+    "latent_scatter_figure",
+    "toy_density_figure",
+]
+
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+DIGIT_COLOURS = OKABE_ITO + ["#999999", "#882255"]
+DIGIT_SYMBOLS = ["circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star", "hexagon",
+                 "pentagon"]
+
+
+def _np(t: Tensor | np.ndarray) -> np.ndarray:
+    """As float32 numpy (plotly embeds arrays as binary: float32 halves the page weight of float64)."""
+    a = t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
+    return a.astype(np.float32) if a.dtype == np.float64 else a
+
+
+def estimator_spread_figure(sample_sizes: Sequence[int], estimates: Mapping[str, Tensor], exact: float, *,
+                            title: str, y_title: str = "estimate − exact log p(x)  [nats]") -> go.Figure:
+    """Median and 10–90 % band of repeated estimates (R, len(sample_sizes)) against the sample size N."""
+    fig = go.Figure()
+    n = list(sample_sizes)
+    for k, (name, est) in enumerate(estimates.items()):
+        err = _np(est) - exact  # (R, len(N))
+        lo, med, hi = np.percentile(err, [10, 50, 90], axis=0)
+        colour = OKABE_ITO[[4, 5, 2, 0][k % 4]]
+        fig.add_trace(go.Scatter(x=n + n[::-1], y=list(hi) + list(lo[::-1]), fill="toself", fillcolor=colour,
+                                 opacity=0.25, line=dict(width=0), name=f"{name}: 10–90 % of runs", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=n, y=med, mode="lines+markers", line=dict(color=colour, width=3),
+                                 marker=dict(symbol=DIGIT_SYMBOLS[k]), name=f"{name}: median"))
+    fig.add_hline(y=0.0, line=dict(color="black", dash="dash"), annotation_text="exact", annotation_position="top left")
+    fig.update_xaxes(type="log", title_text="number of samples N")
+    fig.update_yaxes(title_text=y_title)
+    fig.update_layout(title=title, height=430, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def latent_scatter_figure(codes: Mapping[str, Tensor], labels: Tensor, *, title: str) -> go.Figure:
+    """Side-by-side scatter plots of 2-D latent codes coloured (and shaped) by digit label."""
+    names = list(codes)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    lab = _np(labels)
+    for col, name in enumerate(names, start=1):
+        z = _np(codes[name])
+        for digit in range(10):
+            sel = lab == digit
+            fig.add_trace(go.Scattergl(
+                x=z[sel, 0], y=z[sel, 1], mode="markers", name=str(digit), legendgroup=str(digit),
+                showlegend=col == 1, marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=6,
+                                                 line=dict(width=0.5, color="white"))), row=1, col=col)
+        fig.update_xaxes(title_text="z₁", row=1, col=col)
+        fig.update_yaxes(title_text="z₂", row=1, col=col)
+    fig.update_layout(title=title, height=450, legend=dict(title="digit"))
+    return fig
+
+
+def image_grid_figure(images: Mapping[str, Tensor], *, shape: tuple[int, int] = (8, 8), per_row: int = 10,
+                      value_range: tuple[float, float] = (0.0, 16.0), title: str) -> go.Figure:
+    """Panels of small images (one panel per entry, each (N, H·W)) tiled with a one-pixel gap."""
+    names = list(images)
+    h, w = shape
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12)
+    for row, name in enumerate(names, start=1):
+        imgs = _np(images[name]).reshape(-1, h, w)
+        n_rows = int(np.ceil(len(imgs) / per_row))
+        canvas = np.full((n_rows * (h + 1) - 1, per_row * (w + 1) - 1), np.nan)
+        for k, img in enumerate(imgs):
+            r, c = divmod(k, per_row)
+            canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
+        fig.add_trace(go.Heatmap(z=canvas, colorscale="Greys", zmin=value_range[0], zmax=value_range[1],
+                                 showscale=row == 1, colorbar=dict(title="pixel level"), hoverinfo="skip"),
+                      row=row, col=1)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{row if row > 1 else ''}",
+                         row=row, col=1)
+        fig.update_xaxes(showticklabels=False, row=row, col=1)
+    fig.update_layout(title=title, height=170 * len(names) + 80, plot_bgcolor="white")
+    return fig
+
+
+
+def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, log_px: Tensor, *,
+                       title: str) -> go.Figure:
+    """Samples x ~ p_θ(x) coloured by their latent z, over contours of the exact log p_θ(x)."""
+    fig = go.Figure()
+    fig.add_trace(go.Contour(x=_np(grid_x1), y=_np(grid_x2), z=_np(log_px), colorscale="Greys", reversescale=True,
+                             contours=dict(start=-12, end=0, size=1.5), line=dict(width=0.5), opacity=0.6,
+                             colorbar=dict(title="log p(x)", x=1.18), name="log p(x)",
+                             hovertemplate="x₁=%{x:.2f}, x₂=%{y:.2f}<br>log p(x)=%{z:.2f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=_np(x[:, 0]), y=_np(x[:, 1]), mode="markers", name="x ~ p(x)",
+                             marker=dict(color=_np(z[:, 0]), colorscale="Cividis", size=6, showscale=True,
+                                         colorbar=dict(title="z"), line=dict(width=0.3, color="white")),
+                             hovertemplate="z=%{marker.color:.2f}<extra></extra>"))
+    fig.update_xaxes(title_text="x₁", scaleanchor="y")
+    fig.update_yaxes(title_text="x₂")
+    fig.update_layout(title=title, height=480)
+    return fig
