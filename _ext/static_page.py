@@ -66,9 +66,19 @@ def _drop_widget_state(app: Sphinx, pagename: str, templatename: str, context: d
     page.get("js_files", {}).pop("ipywidgets_state", None)
 
 
+def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
+    """Jupyter Book always adds sphinx-thebe, whose scripts point at a CDN and declare THEBE_JS_URL twice
+    (a console error). The book has no live-code button yet, so the page does not load them."""
+    def is_thebe(js: object) -> bool:
+        return "thebe" in str(getattr(js, "filename", js) or "") or "THEBE" in getattr(js, "attributes", {}).get("body", "")
+
+    context["script_files"] = [js for js in context.get("script_files", []) if not is_thebe(js)]
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _vendor)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
+    app.connect("html-page-context", _drop_thebe, priority=900)  # after every extension added its scripts
     app.add_js_file("vendor/plotly.min.js", priority=100)
     app.config.mathjax_path = "vendor/mathjax/tex-chtml.js"
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

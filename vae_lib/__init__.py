@@ -8,7 +8,7 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.toy` — toy models with exact log p(x) and exact posterior p(z|x);
 * :mod:`vae_lib.data` — the two-Gaussian mixture and sklearn's digits with the book's fixed split;
 * :mod:`vae_lib.models`, :mod:`vae_lib.train` — the VAE, the autoencoder and the training loop;
-* :mod:`vae_lib.explorer` — the latent explorer (static and live);
+* :mod:`vae_lib.explorer` — the latent explorer (static and live); :mod:`vae_lib.latent` — latent diagnostics;
 * :mod:`vae_lib.figures`, :mod:`vae_lib.display` — figure builders and the plotly renderer setup.
 """
 
@@ -33,6 +33,7 @@ from .gaussian import (
     sample,
     standard_normal_prior,
 )
+from .latent import hole_fraction
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .models import AEConfig, Autoencoder, VAE, VAEConfig
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
@@ -43,7 +44,7 @@ __all__ = [
     "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
     "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
-    "gaussian_log_likelihood", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians", "kl_full_gaussians",
+    "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians", "kl_full_gaussians",
     "kl_monte_carlo", "live_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
     "mixture_log_density", "phase_diagram_figure", "repeated_log_marginal_estimates", "sample", "sample_mixture",
     "setup_notebook", "standard_normal_prior",

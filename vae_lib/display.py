@@ -13,20 +13,29 @@ from __future__ import annotations
 from importlib.resources import files
 
 import plotly.io as pio
-from plotly.io._base_renderers import HtmlRenderer
+from plotly.io._base_renderers import MimetypeRenderer
 
 __all__ = ["BOOK_RENDERER", "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
 
 
-class BookHtmlRenderer(HtmlRenderer):
-    """HTML without the plotly.js library (``include_plotlyjs=False``) plus the explorer script."""
+class BookHtmlRenderer(MimetypeRenderer):
+    """A ``text/html`` snippet that draws the figure with the page's ``Plotly`` global.
+
+    No plotly.js (the book loads it once per page), no MathJax from a CDN (plotly's own HTML renderers
+    add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as a post-script.
+    """
 
     def __init__(self) -> None:
-        script = files("vae_lib").joinpath("explorer.js").read_text(encoding="utf-8")
-        super().__init__(connected=False, full_html=False, global_init=False, include_plotlyjs=False,
-                         post_script=[script], config={"displaylogo": False, "responsive": True})
+        self.post_script = files("vae_lib").joinpath("explorer.js").read_text(encoding="utf-8")
+        self.config = {"displaylogo": False, "responsive": True}
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
+                           post_script=[self.post_script], full_html=False, default_width="100%",
+                           default_height=525, validate=False)
+        return {"text/html": html}
 
 
 def setup_notebook() -> None:

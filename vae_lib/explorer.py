@@ -100,7 +100,9 @@ def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[flo
     fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor="x2", title_text="pixel row", row=1, col=2)
     fig.add_shape(type="circle", xref="x", yref="y", x0=-marker_radius, x1=marker_radius, y0=-marker_radius,
                   y1=marker_radius, line=dict(color="#D55E00", width=3))
-    fig.update_layout(title=title, height=460, margin=dict(t=80, b=40, l=60, r=20))
+    fig.update_xaxes(constrain="domain", row=1, col=2)
+    fig.update_yaxes(constrain="domain", row=1, col=2)
+    fig.update_layout(title=title, height=460, margin=dict(t=80, b=40, l=60, r=20), plot_bgcolor="white")
     return fig
 
 
@@ -131,13 +133,14 @@ def phase_diagram_figure(decode: Decoder, image_shape: tuple[int, int], *,
     radius = 0.35 * float(coarse.z1[1] - coarse.z1[0])
     fig = _base_figure(coarse, fine.images[j0, i0], (lo, hi), title, radius)
     quantised = ((fine.images - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)  # (n2, n1, H, W)
-    z1 = [round(float(v), 4) for v in fine.z1]
-    z2 = [round(float(v), 4) for v in fine.z2]
+    z1 = [round(float(v), 4) + 0.0 for v in fine.z1]  # + 0.0 turns −0.0 into 0.0 for the labels
+    z2 = [round(float(v), 4) + 0.0 for v in fine.z2]
 
     def slider(name: str, values: list[float], active: int, y: float) -> dict:
         steps = [dict(method="skip", label=f"{v:.1f}", value=str(k), args=[]) for k, v in enumerate(values)]
         return dict(name=name, active=active, steps=steps, x=0.0, len=0.62, y=y, yanchor="top", pad=dict(t=0, b=0),
-                    currentvalue=dict(prefix=f"{name.replace('z1', 'z₁').replace('z2', 'z₂')} = ", font=dict(size=12)),
+                    currentvalue=dict(prefix=f"{name.replace('z1', 'z₁').replace('z2', 'z₂')} = ",
+                                      font=dict(size=13, color="#222222")),
                     tickcolor="rgba(0,0,0,0)", font=dict(size=1, color="rgba(0,0,0,0)"))
 
     fig.update_layout(

@@ -102,9 +102,10 @@ def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, l
                        title: str) -> go.Figure:
     """Samples x ~ p_θ(x) coloured by their latent z, over contours of the exact log p_θ(x)."""
     fig = go.Figure()
-    fig.add_trace(go.Contour(x=_np(grid_x1), y=_np(grid_x2), z=_np(log_px), colorscale="Greys", reversescale=True,
-                             contours=dict(start=-12, end=0, size=1.5), line=dict(width=0.5), opacity=0.6,
-                             colorbar=dict(title="log p(x)", x=1.18), name="log p(x)",
+    fig.add_trace(go.Contour(x=_np(grid_x1), y=_np(grid_x2), z=_np(log_px), showscale=False,
+                             colorscale=[[0, "#BBBBBB"], [1, "#333333"]], line=dict(width=1.2),
+                             contours=dict(start=-12, end=0, size=2, coloring="lines", showlabels=True,
+                                           labelfont=dict(size=10, color="#555555")), name="log p(x) contours",
                              hovertemplate="x₁=%{x:.2f}, x₂=%{y:.2f}<br>log p(x)=%{z:.2f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=_np(x[:, 0]), y=_np(x[:, 1]), mode="markers", name="x ~ p(x)",
                              marker=dict(color=_np(z[:, 0]), colorscale="Cividis", size=6, showscale=True,

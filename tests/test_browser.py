@@ -1,0 +1,167 @@
+"""The built book in headless Chromium, as a reader on an offline machine sees it.
+
+Builds the whole book once (``jupyter-book build -W -n --keep-going``: every notebook executed, warnings
+are errors), serves it on 127.0.0.1 and drives Debian's Chromium with Playwright. Every request that
+leaves localhost is blocked and counted, so a CDN dependency fails the test. Set ``VAE_BOOK_HTML`` to an
+existing ``_build/html`` folder to skip the build.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = ["book/intro.html", "book/01_latent_variable_models.html"]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def book_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("VAE_BOOK_HTML")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("book")
+    jb = shutil.which("jupyter-book") or str(Path(sys.executable).parent / "jupyter-book")
+    proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def server(book_html: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(book_html))
+    handler = type("QuietHandler", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    handler = functools.partial(handler, directory=str(book_html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install chromium (see .ci/run)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class PageVisit:
+    """A page opened with console errors and outside requests recorded."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def route(r):
+            host = urlparse(r.request.url).hostname
+            if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                r.continue_()
+            else:
+                self.outside.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_timeout(1500)  # MathJax and plotly finish drawing
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_offline_without_errors(browser, server, path):
+    visit = PageVisit(browser, f"{server}/{path}")
+    assert visit.outside == [], f"requests outside localhost: {visit.outside}"
+    assert visit.errors == [], f"console errors: {visit.errors}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    visit.page.screenshot(path=str(SCREENSHOTS / (Path(path).stem + ".png")), full_page=True)
+    visit.page.close()
+
+
+def test_math_is_rendered_by_local_mathjax(browser, server):
+    visit = PageVisit(browser, f"{server}/book/01_latent_variable_models.html")
+    rendered = visit.page.locator("mjx-container").count()
+    raw = visit.page.evaluate("() => document.body.innerText.includes('\\\\int p_\\\\theta')")
+    assert rendered > 20 and not raw
+    visit.page.close()
+
+
+def test_every_plotly_figure_is_drawn(browser, server):
+    visit = PageVisit(browser, f"{server}/book/01_latent_variable_models.html")
+    figures = visit.page.evaluate("""() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => ({
+        traces: (gd._fullData || []).length,
+        drawn: gd.querySelectorAll('.heatmaplayer image, .scatterlayer path, .contourlayer path, canvas').length,
+        height: gd.getBoundingClientRect().height}))""")
+    assert len(figures) == 6, figures
+    for fig in figures:
+        assert fig["traces"] > 0 and fig["drawn"] > 0 and fig["height"] > 200, fig
+    visit.page.close()
+
+
+def _decoded(page, index: int) -> dict:
+    return page.evaluate(f"""() => {{
+        const gd = Array.from(document.querySelectorAll('.plotly-graph-div'))
+            .filter(g => g.layout.meta && g.layout.meta.latent_explorer)[{index}];
+        return {{z: JSON.stringify(gd.data[1].z), label: gd.dataset.explorerZ || null}}; }}""")
+
+
+def _explorer_point(page, index: int, z1: float, z2: float) -> tuple[float, float]:
+    return tuple(page.evaluate(f"""() => {{
+        const gd = Array.from(document.querySelectorAll('.plotly-graph-div'))
+            .filter(g => g.layout.meta && g.layout.meta.latent_explorer)[{index}];
+        gd.scrollIntoView({{block: 'center'}});
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, bb = gd.getBoundingClientRect();
+        return [bb.left + xa._offset + xa.l2p({z1}), bb.top + ya._offset + ya.l2p({z2})]; }}"""))
+
+
+def test_static_explorer_follows_clicks_and_sliders(browser, server):
+    visit = PageVisit(browser, f"{server}/book/01_latent_variable_models.html")
+    page = visit.page
+    n = page.evaluate("() => Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                      ".filter(g => g.layout.meta && g.layout.meta.latent_explorer).length")
+    assert n == 2
+    for index in range(n):
+        before = _decoded(page, index)
+        x, y = _explorer_point(page, index, 0.0, 0.0)
+        page.wait_for_timeout(300)
+        x, y = _explorer_point(page, index, 0.0, 0.0)
+        meta_range = page.evaluate(f"""() => Array.from(document.querySelectorAll('.plotly-graph-div'))
+            .filter(g => g.layout.meta && g.layout.meta.latent_explorer)[{index}].layout.meta.latent_explorer.z1""")
+        target = meta_range[int(0.8 * (len(meta_range) - 1))]
+        x, y = _explorer_point(page, index, target, target)
+        page.mouse.click(x, y)
+        page.wait_for_timeout(300)
+        after_click = _decoded(page, index)
+        assert after_click["label"] == f"{target:.2f},{target:.2f}"
+        assert after_click["z"] != before["z"], "decoded output did not change after a click on the phase diagram"
+        # drag the z1 slider's handle to the left end of its rail
+        rail = page.locator(".plotly-graph-div .slider-rail-rect").nth(2 * index)
+        box = rail.bounding_box()
+        page.mouse.click(box["x"] + 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        after_slider = _decoded(page, index)
+        assert after_slider["label"].startswith(f"{meta_range[0]:.2f},")
+        assert after_slider["z"] != after_click["z"], "decoded output did not change when the z1 slider moved"
+    assert visit.errors == [] and visit.outside == []
+    visit.page.close()
