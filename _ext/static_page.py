@@ -70,7 +70,8 @@ def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, do
     """Jupyter Book always adds sphinx-thebe, whose scripts point at a CDN and declare THEBE_JS_URL twice
     (a console error). The book has no live-code button yet, so the page does not load them."""
     def is_thebe(js: object) -> bool:
-        return "thebe" in str(getattr(js, "filename", js) or "") or "THEBE" in getattr(js, "attributes", {}).get("body", "")
+        body = getattr(js, "attributes", {}).get("body", "")
+        return "thebe" in str(getattr(js, "filename", js) or "") or "THEBE" in body
 
     context["script_files"] = [js for js in context.get("script_files", []) if not is_thebe(js)]
 

@@ -5,7 +5,7 @@ Usage: python tools/store_checked_outputs.py book/01_latent_variable_models.ipyn
 Cells marked ``# NBVAL_CHECK_OUTPUT`` keep their (small, rounded) text output: that is what
 ``pytest --nbval-lax`` compares a fresh run against, so a wrong number fails CI. Every other output
 (figures, widgets, progress bars) is dropped: the book build executes the notebooks anyway, and stored
-figures would bloat the repository.
+figures would bloat the repository. Execution counts stay: nbval skips cells it considers unrun.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ def store(path: Path) -> None:
                     raise RuntimeError(f"{path}: checked cell {cell.get('id')} raised {o.ename}")
         else:
             cell.outputs = []
-        cell.execution_count = None
     nb.metadata.pop("widgets", None)
     nbformat.write(nb, path)
     print(f"{path}: stored {sum(MARK in c.source for c in nb.cells if c.cell_type == 'code')} checked outputs")

@@ -35,7 +35,7 @@ from .gaussian import (
 )
 from .latent import hole_fraction
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
-from .models import AEConfig, Autoencoder, VAE, VAEConfig
+from .models import VAE, AEConfig, Autoencoder, VAEConfig
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
 from .train import TrainConfig, TrainHistory, fit
 
@@ -44,7 +44,8 @@ __all__ = [
     "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
     "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
-    "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians", "kl_full_gaussians",
+    "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians",
+    "kl_full_gaussians",
     "kl_monte_carlo", "live_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
     "mixture_log_density", "phase_diagram_figure", "repeated_log_marginal_estimates", "sample", "sample_mixture",
     "setup_notebook", "standard_normal_prior",

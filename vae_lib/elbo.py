@@ -161,7 +161,8 @@ def repeated_log_marginal_estimates(x: Tensor, model: LatentVariableModel, q: Di
         raise ValueError(f"x must hold a single observation, shape (1, D), got {tuple(x.shape)}")
     repeats = check_count("repeats", repeats)
     if q.batch_shape not in (torch.Size([]), torch.Size([1])):
-        raise ValueError(f"q must be a distribution for the single x (batch shape () or (1,)), got {tuple(q.batch_shape)}")
+        raise ValueError(
+            f"q must be a distribution for the single x (batch shape () or (1,)), got {tuple(q.batch_shape)}")
     q_rep = q.expand(torch.Size([repeats]))
     x_rep = x.expand(repeats, -1)  # (R, D)
     cols = [log_marginal_importance(x_rep, model, q_rep, check_count("sample_sizes", n), generator=generator)

@@ -84,7 +84,8 @@ def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[flo
     n2, n1, h, w = grid.images.shape
     step = float(grid.z1[1] - grid.z1[0])
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                        subplot_titles=("phase diagram: E[x | z] over (z₁, z₂)", LABEL_FORMAT.format(z1="0.00", z2="0.00")))
+                        subplot_titles=("phase diagram: E[x | z] over (z₁, z₂)",
+                                        LABEL_FORMAT.format(z1="0.00", z2="0.00")))
     fig.add_trace(go.Heatmap(
         z=mosaic(grid).numpy(), x0=float(grid.z1[0]) - step / 2 + step / (2 * w), dx=step / w,
         y0=float(grid.z2[0]) - step / 2 + step / (2 * h), dy=step / h,

@@ -78,7 +78,7 @@ class AEConfig:
 def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
     """Linear layers of the given sizes with SiLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.SiLU())

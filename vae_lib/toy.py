@@ -38,7 +38,8 @@ class LinearGaussianModel:
         self.weight = as_tensor("weight", weight, ndim=2, dtype=torch.float64)  # (D, L)
         self.bias = as_tensor("bias", bias, ndim=1, dtype=torch.float64)  # (D,)
         if self.bias.shape[0] != self.weight.shape[0]:
-            raise ValueError(f"bias must have {self.weight.shape[0]} entries (rows of weight), got {self.bias.shape[0]}")
+            raise ValueError(
+                f"bias must have {self.weight.shape[0]} entries (rows of weight), got {self.bias.shape[0]}")
         if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0 or not math.isfinite(sigma):
             raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
         self.sigma = float(sigma)
