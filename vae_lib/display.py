@@ -15,9 +15,19 @@ from importlib.resources import files
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_RENDERER", "setup_notebook"]
+__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "page_scripts", "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
+
+
+def page_scripts() -> list[str]:
+    """The static explorers' scripts (``vae_lib/*.js``), run by plotly after drawing each figure.
+
+    Each script receives the figure's div id as ``{plot_id}`` and acts only on figures whose
+    ``layout.meta`` carries its own key (e.g. ``latent_explorer``), so every figure can carry all of them.
+    """
+    scripts = sorted((f for f in files("vae_lib").iterdir() if f.name.endswith(".js")), key=lambda f: f.name)
+    return [f.read_text(encoding="utf-8") for f in scripts]
 
 
 class BookHtmlRenderer(MimetypeRenderer):
@@ -28,12 +38,12 @@ class BookHtmlRenderer(MimetypeRenderer):
     """
 
     def __init__(self) -> None:
-        self.post_script = files("vae_lib").joinpath("explorer.js").read_text(encoding="utf-8")
+        self.post_scripts = page_scripts()
         self.config = {"displaylogo": False, "responsive": True}
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
         html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
-                           post_script=[self.post_script], full_html=False, default_width="100%",
+                           post_script=self.post_scripts, full_html=False, default_width="100%",
                            default_height=525, validate=False)
         return {"text/html": html}
 

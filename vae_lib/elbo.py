@@ -130,16 +130,17 @@ def iwae_bound(log_weights: Tensor) -> Tensor:
 
 
 def log_marginal_importance(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int, *,
-                            generator: torch.Generator, chunk_size: int = 4096) -> Tensor:
+                            generator: torch.Generator, max_elements: int = 2**18) -> Tensor:
     """The importance-sampling estimate log (1/K) Σ_k p_θ(x, z_k)/q(z_k|x) of log p_θ(x), shape (B,).
 
     Its expectation is the bound L_K; with q = p(z) it is the *naive* Monte Carlo estimate
     log (1/K) Σ_k p_θ(x|z_k), z_k ~ p(z), of chapter 1. The K samples are drawn in chunks of at most
-    ``chunk_size`` so that memory stays bounded for large K (e.g. K = 100 000 on a 2 GB machine).
+    ``max_elements`` (samples × rows of x) so that memory stays bounded for any K and batch size
+    (a reader on Binder has about 2 GB).
     """
     x = as_tensor("x", x, ndim=2)
     n_samples = check_count("n_samples", n_samples)
-    chunk_size = check_count("chunk_size", chunk_size)
+    chunk_size = max(1, check_count("max_elements", max_elements) // x.shape[0])
     parts = []
     for start in range(0, n_samples, chunk_size):
         k = min(chunk_size, n_samples - start)

@@ -6,7 +6,7 @@ image; a marker shows the current z, and the right panel shows the decoded outpu
 
 * :func:`phase_diagram_figure` — the *static* explorer, a plotly ``Figure`` that works in the built
   HTML page with no kernel: the decoded outputs on a fine lookup grid are embedded (as bytes) in the
-  figure, and a small script (``explorer.js``, attached by :func:`vae_lib.display.setup_notebook`)
+  figure, and a small script (``latent_explorer.js``, attached by :func:`vae_lib.display.setup_notebook`)
   redraws the right panel when the reader moves a slider or clicks the phase diagram.
 * :func:`live_explorer` — the *live* explorer for a running kernel: a ``FigureWidget`` whose decoded
   panel and marker are updated in place by two sliders; the decoder runs on every move.

@@ -161,9 +161,16 @@ class GridLatentModel:
         z = self.grid.points.unsqueeze(1)  # (G, 1, L)
         return self.log_likelihood(x, z) + self.prior.log_prob(z)  # (G, B)
 
-    def log_marginal(self, x: Tensor) -> Tensor:
-        """log p_θ(x) = log ∫ p_θ(x|z) p(z) dz by quadrature on the grid, x (B, D) -> (B,)."""
-        return torch.logsumexp(self._log_joint_on_grid(x), dim=0) + math.log(self.grid.cell_volume)
+    def log_marginal(self, x: Tensor, max_elements: int = 2**21) -> Tensor:
+        """log p_θ(x) = log ∫ p_θ(x|z) p(z) dz by quadrature on the grid, x (B, D) -> (B,).
+
+        Rows of x are processed in chunks of at most ``max_elements`` (grid points × rows), so that a
+        whole image of x values (e.g. 10⁴ points × 2001 grid points) fits in a reader's memory.
+        """
+        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        rows = max(1, check_count("max_elements", max_elements) // self.grid.points.shape[0])
+        parts = [torch.logsumexp(self._log_joint_on_grid(x[i:i + rows]), dim=0) for i in range(0, x.shape[0], rows)]
+        return torch.cat(parts) + math.log(self.grid.cell_volume)
 
     def log_posterior_on_grid(self, x: Tensor) -> Tensor:
         """log p_θ(z_g|x) at every grid point z_g, shape (B, G); Σ_g exp(·) · cell volume = 1."""
