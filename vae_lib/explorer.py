@@ -101,8 +101,8 @@ def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[flo
     fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor="x2", title_text="pixel row", row=1, col=2)
     fig.add_shape(type="circle", xref="x", yref="y", x0=-marker_radius, x1=marker_radius, y0=-marker_radius,
                   y1=marker_radius, line=dict(color="#D55E00", width=3))
-    fig.update_xaxes(constrain="domain", row=1, col=2)
-    fig.update_yaxes(constrain="domain", row=1, col=2)
+    fig.update_xaxes(constrain="domain", showline=True, linecolor="#888888", mirror=True, row=1, col=2)
+    fig.update_yaxes(constrain="domain", showline=True, linecolor="#888888", mirror=True, row=1, col=2)
     fig.update_layout(title=title, height=460, margin=dict(t=80, b=40, l=60, r=20), plot_bgcolor="white")
     return fig
 

@@ -111,7 +111,7 @@ def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, l
                              marker=dict(color=_np(z[:, 0]), colorscale="Cividis", size=6, showscale=True,
                                          colorbar=dict(title="z"), line=dict(width=0.3, color="white")),
                              hovertemplate="z=%{marker.color:.2f}<extra></extra>"))
-    fig.update_xaxes(title_text="x₁", scaleanchor="y")
+    fig.update_xaxes(title_text="x₁", scaleanchor="y", constrain="domain")
     fig.update_yaxes(title_text="x₂")
     fig.update_layout(title=title, height=480)
     return fig
