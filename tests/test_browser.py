@@ -31,6 +31,27 @@ PAGES = ["book/intro.html"] + [f"book/{c}.html" for c in CHAPTERS]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 EXPLORERS = ("Array.from(document.querySelectorAll('.plotly-graph-div'))"
              ".filter(g => g.layout.meta && g.layout.meta.latent_explorer)")
+POSTERIOR_EXPLORERS = ("Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                       ".filter(g => g.layout.meta && g.layout.meta.posterior_explorer)")
+# The static explorers each chapter builds, counted from the notebook sources (cells whose output the page keeps).
+EXPLORER_BUILDERS = {"latent": "phase_diagram_figure(", "posterior": "posterior_explorer_figure("}
+
+
+def explorer_calls(chapter: str, kind: str) -> int:
+    import nbformat
+
+    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+    return sum(cell.source.count(EXPLORER_BUILDERS[kind]) for cell in nb.cells
+               if cell.cell_type == "code" and "remove-output" not in cell.metadata.get("tags", []))
+
+
+LATENT_CHAPTERS = [c for c in CHAPTERS if explorer_calls(c, "latent")]
+POSTERIOR_CHAPTERS = [c for c in CHAPTERS if explorer_calls(c, "posterior")]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_has_a_static_explorer(chapter):
+    assert explorer_calls(chapter, "latent") + explorer_calls(chapter, "posterior") >= 1
 
 
 def expected_figures(book_html: Path, chapter: str) -> int:
@@ -147,13 +168,13 @@ def _explorer_point(page, index: int, z1: float, z2: float) -> tuple[float, floa
         return [bb.left + xa._offset + xa.l2p({z1}), bb.top + ya._offset + ya.l2p({z2})]; }}"""))
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", LATENT_CHAPTERS)
 def test_static_explorer_follows_clicks_and_sliders(browser, server, chapter):
-    """Every chapter has at least one latent explorer, and each one answers clicks and slider moves."""
+    """Every latent explorer on the page answers clicks on its phase diagram and slider moves."""
     visit = PageVisit(browser, f"{server}/book/{chapter}.html")
     page = visit.page
     n = page.evaluate(f"() => {EXPLORERS}.length")
-    assert n >= 1
+    assert n == explorer_calls(chapter, "latent")
     for index in range(n):
         before = _decoded(page, index)
         _explorer_point(page, index, 0.0, 0.0)  # scroll it into view
@@ -174,5 +195,41 @@ def test_static_explorer_follows_clicks_and_sliders(browser, server, chapter):
         after_slider = _decoded(page, index)
         assert after_slider["label"].startswith(f"{meta_range[0]:.2f},")
         assert after_slider["z"] != after_click["z"], "decoded output did not change when the z1 slider moved"
+    assert visit.errors == [] and visit.outside == []
+    visit.page.close()
+
+
+def _posterior_state(page, index: int) -> dict:
+    return page.evaluate(f"""() => {{ const d = {POSTERIOR_EXPLORERS}[{index}].dataset;
+        return {{q: d.explorerQ, elbo: parseFloat(d.explorerElbo), gap: parseFloat(d.explorerGap),
+                 logpx: parseFloat(d.explorerLogpx), running: d.explorerRunning}}; }}""")
+
+
+@pytest.mark.parametrize("chapter", POSTERIOR_CHAPTERS)
+def test_static_posterior_explorer_moves_q_and_closes_the_gap(browser, server, chapter):
+    """Moving q's sliders changes the ELBO and the gap (log p(x) stays); the ascent button shrinks the gap."""
+    visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    page = visit.page
+    n = page.evaluate(f"() => {POSTERIOR_EXPLORERS}.length")
+    assert n == explorer_calls(chapter, "posterior")
+    for index in range(n):
+        explorer = page.evaluate_handle(f"() => {POSTERIOR_EXPLORERS}[{index}]").as_element()
+        explorer.scroll_into_view_if_needed()
+        before = _posterior_state(page, index)
+        assert before["gap"] >= -1e-6 and abs(before["logpx"] - before["elbo"] - before["gap"]) < 1e-5
+        box = explorer.query_selector_all(".slider-rail-rect")[0].bounding_box()  # the μ₁ slider
+        page.mouse.click(box["x"] + 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        moved = _posterior_state(page, index)
+        assert moved["q"] != before["q"] and moved["elbo"] != before["elbo"]
+        assert moved["logpx"] == pytest.approx(before["logpx"], abs=1e-9)
+        button = [b for b in explorer.query_selector_all(".updatemenu-button") if "gradient" in b.text_content()]
+        assert len(button) == 1
+        button[0].click()
+        page.wait_for_function(f"() => {POSTERIOR_EXPLORERS}[{index}].dataset.explorerRunning === '0'",
+                               timeout=30_000)
+        page.wait_for_timeout(200)
+        after = _posterior_state(page, index)
+        assert after["gap"] < moved["gap"] - 1e-3, (moved, after)
     assert visit.errors == [] and visit.outside == []
     visit.page.close()

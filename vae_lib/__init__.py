@@ -8,7 +8,9 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.toy` — toy models with exact log p(x) and exact posterior p(z|x);
 * :mod:`vae_lib.data` — the two-Gaussian mixture and sklearn's digits with the book's fixed split;
 * :mod:`vae_lib.models`, :mod:`vae_lib.train` — the VAE, the autoencoder and the training loop;
-* :mod:`vae_lib.explorer` — the latent explorer (static and live); :mod:`vae_lib.latent` — latent diagnostics;
+* :mod:`vae_lib.explorer` — the latent explorer (static and live); :mod:`vae_lib.posterior_explorer` — q(z|x)
+  against the true posterior, with the ELBO and the gap read live (chapter 2);
+* :mod:`vae_lib.latent` — latent-space diagnostics;
 * :mod:`vae_lib.figures`, :mod:`vae_lib.display` — figure builders and the plotly renderer setup.
 """
 
@@ -36,10 +38,23 @@ from .gaussian import (
 from .latent import hole_fraction
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .models import VAE, AEConfig, Autoencoder, VAEConfig
+from .posterior_explorer import (
+    AscentConfig,
+    AscentResult,
+    PosteriorGrid,
+    ascend_elbo,
+    live_posterior_explorer,
+    log_q_on_grid,
+    posterior_explorer_figure,
+    posterior_grid,
+    quadrature_elbo,
+)
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
 from .train import TrainConfig, TrainHistory, fit
 
 __all__ = [
+    "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "live_posterior_explorer", "log_q_on_grid",
+    "posterior_explorer_figure", "posterior_grid", "quadrature_elbo",
     "AEConfig", "Autoencoder", "DIGIT_LEVELS", "DIGIT_SHAPE", "DigitsSplit", "GridLatentModel",
     "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
