@@ -252,7 +252,8 @@ def test_js_slider_moves_q_and_button_runs_the_same_ascent_as_python(explorer_pa
     assert np.allclose(q_js, [*result.mean.tolist(), *result.log_sigma.tolist()], atol=1e-3)
     assert float(state["explorerElbo"]) == pytest.approx(result.elbo[-1].item(), abs=1e-3)
     assert float(state["explorerElbo"]) > before
-    # the preset buttons switch x and the heatmap
+    # the preset menu switches x and the heatmap
+    page.click(".updatemenu-header-group")
     page.click("text=unimodal")
     page.wait_for_function(f"() => {GD}.dataset.explorerPreset === '1'")
     z = page.evaluate(f"() => {GD}.data[0].z[60][60]")

@@ -216,7 +216,7 @@ def posterior_explorer_figure(model: LatentVariableModel | Sequence[LatentVariab
     ``model`` is one 2-D-latent model or one per preset; ``xs`` holds the preset observations (one per row,
     each with the data size of its model) and ``labels`` their names. Per preset the log joint on the
     ``n_grid`` × ``n_grid`` grid over [−bound, bound]² is embedded as float32 bytes (base64); the sliders set
-    μ₁, μ₂, log σ₁, log σ₂, the buttons pick x and run ``ascent.steps`` Adam steps on the quadrature ELBO.
+    μ₁, μ₂, log σ₁, log σ₂, a drop-down menu picks x and a button runs ``ascent.steps`` Adam steps on the quadrature ELBO.
     """
     xs_list = [as_tensor("xs", x, ndim=1, dtype=torch.float64) for x in xs]
     if not xs_list:
@@ -237,7 +237,7 @@ def posterior_explorer_figure(model: LatentVariableModel | Sequence[LatentVariab
                slider("mu2", "μ₂", mu_values, float(mean[1]), 0.54, -0.24),
                slider("log_sigma1", "log σ₁", ls_values, float(log_sigma[0]), 0.0, -0.40),
                slider("log_sigma2", "log σ₂", ls_values, float(log_sigma[1]), 0.54, -0.40)]
-    presets = dict(type="buttons", direction="right", x=0.0, y=1.13, xanchor="left", yanchor="bottom", active=0,
+    presets = dict(type="dropdown", direction="down", x=0.0, y=1.13, xanchor="left", yanchor="bottom", active=0,
                    showactive=True, pad=dict(r=4, t=0), font=dict(size=12),
                    buttons=[dict(label=lab, method="skip", args=[], name=f"preset{k}")
                             for k, lab in enumerate(labels)])
