@@ -216,7 +216,8 @@ def posterior_explorer_figure(model: LatentVariableModel | Sequence[LatentVariab
     ``model`` is one 2-D-latent model or one per preset; ``xs`` holds the preset observations (one per row,
     each with the data size of its model) and ``labels`` their names. Per preset the log joint on the
     ``n_grid`` × ``n_grid`` grid over [−bound, bound]² is embedded as float32 bytes (base64); the sliders set
-    μ₁, μ₂, log σ₁, log σ₂, a drop-down menu picks x and a button runs ``ascent.steps`` Adam steps on the quadrature ELBO.
+    μ₁, μ₂, log σ₁, log σ₂, a drop-down menu picks x and a button runs ``ascent.steps`` Adam steps on the
+    quadrature ELBO.
     """
     xs_list = [as_tensor("xs", x, ndim=1, dtype=torch.float64) for x in xs]
     if not xs_list:
