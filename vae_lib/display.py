@@ -43,7 +43,7 @@ class BookHtmlRenderer(MimetypeRenderer):
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
         html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
-                           post_script=self.post_scripts, full_html=False, default_width="100%",
+                           post_script=self.post_scripts, full_html=False, default_width="100%", auto_play=False,
                            default_height=525, validate=False)
         return {"text/html": html}
 

@@ -1,0 +1,335 @@
+"""vae_lib.gap (chapter 3, "The KL gap"): gap = KL, the two KL directions, L_K against K, the gap decomposition.
+
+Every quadrature result is checked against an exact answer: the linear-Gaussian model's closed forms (its posterior
+is Gaussian, so the best diagonal Gaussian in each KL direction is known exactly), brute-force sums over the grid,
+and the models' own log-likelihoods.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import MultivariateNormal
+
+from vae_lib import figures_gap
+from vae_lib.elbo import log_marginal_importance
+from vae_lib.gap import (
+    GaussianFitConfig,
+    elbo_quadrature,
+    fit_gaussian_elbo,
+    fit_gaussian_forward_kl,
+    fit_kl_directions,
+    forward_kl_quadrature,
+    gap_and_kl,
+    gap_decomposition,
+    iwae_curve,
+    latent_grid,
+    log_likelihood_on_grid,
+    log_marginal_quadrature,
+    log_posterior_quadrature,
+    non_decreasing_within_error,
+    posterior_moments,
+    random_diag_gaussians,
+    reverse_kl_quadrature,
+)
+from vae_lib.gaussian import diag_gaussian, kl_diag_gaussian_std_normal, kl_full_gaussians
+from vae_lib.models import VAE, VAEConfig
+from vae_lib.toy import GridLatentModel, LinearGaussianModel, folded_model
+
+F64 = torch.float64
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def linear() -> LinearGaussianModel:
+    g = gen(0)
+    return LinearGaussianModel(torch.randn(3, 2, generator=g, dtype=F64), torch.randn(3, generator=g, dtype=F64), 0.7)
+
+
+@pytest.fixture(scope="module")
+def linear_on_grid(linear) -> GridLatentModel:
+    w, b = linear.weight, linear.bias
+    return GridLatentModel(lambda z: z @ w.T + b, linear.sigma, latent_dim=2, data_dim=3, n_grid=141)
+
+
+@pytest.fixture(scope="module")
+def xs(linear) -> torch.Tensor:
+    return linear.sample(3, generator=gen(1))[0]  # (3, D)
+
+
+@pytest.fixture(scope="module")
+def folded() -> GridLatentModel:
+    return folded_model(sigma=0.3)
+
+
+@pytest.fixture(scope="module")
+def small_vae() -> VAE:
+    return VAE(VAEConfig(latent_dim=2, hidden=(16,), likelihood="categorical", seed=0))
+
+
+@pytest.fixture(scope="module")
+def digits_x() -> torch.Tensor:
+    return torch.randint(0, 17, (4, 64), generator=gen(2)).float()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# quadrature on the grid
+# ---------------------------------------------------------------------------------------------------------
+class TestQuadrature:
+    def test_latent_grid(self):
+        grid = latent_grid(2.0, 5)
+        assert grid.points.shape == (25, 2) and grid.cell_volume == pytest.approx(1.0)
+        assert torch.equal(grid.points[1], torch.tensor([-1.0, -2.0], dtype=F64))  # z₁ varies fastest
+        assert latent_grid(1.0, 3, latent_dim=1).points.shape == (3, 1)
+
+    def test_categorical_vae_matrix_product_equals_log_likelihood(self, small_vae, digits_x):
+        grid = latent_grid(3.0, 9)
+        fast = log_likelihood_on_grid(small_vae, digits_x, grid, max_elements=17 * 64 * 10)  # several chunks
+        with torch.no_grad():
+            slow = small_vae.log_likelihood(digits_x, grid.points.unsqueeze(1).float())  # (G, B)
+        torch.testing.assert_close(fast, slow.double(), rtol=0, atol=1e-3)
+
+    def test_generic_path_equals_model_log_likelihood(self, folded):
+        x = torch.tensor([[1.0, 0.2], [0.5, -1.0]], dtype=F64)
+        grid = latent_grid(3.0, 7)
+        got = log_likelihood_on_grid(folded, x, grid, max_elements=10)
+        torch.testing.assert_close(got, folded.log_likelihood(x, grid.points.unsqueeze(1)), rtol=0, atol=1e-12)
+
+    def test_log_marginal_equals_closed_form(self, linear, linear_on_grid, xs):
+        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
+        torch.testing.assert_close(log_marginal_quadrature(ll, linear_on_grid.grid), linear.log_marginal(xs),
+                                   rtol=0, atol=1e-8)
+
+    def test_log_posterior_equals_closed_form(self, linear, linear_on_grid, xs):
+        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
+        got = log_posterior_quadrature(ll, linear_on_grid.grid)  # (B, G)
+        exact = linear.posterior(xs).log_prob(linear_on_grid.grid.points.unsqueeze(1)).T
+        near = exact > -20
+        torch.testing.assert_close(got[near], exact[near], rtol=0, atol=1e-8)
+
+    def test_elbo_equals_closed_form(self, linear, linear_on_grid, xs):
+        # L = E_q[log p(x|z)] − KL(q || p(z)), both in closed form for the linear-Gaussian model
+        mean = torch.tensor([[0.3, -0.2], [0.0, 0.5], [-0.4, 0.1]], dtype=F64)
+        log_var = torch.tensor([[-1.0, -2.0], [-0.5, -1.5], [-2.5, -0.3]], dtype=F64)
+        q = diag_gaussian(mean, log_var)
+        exact = (linear.expected_log_likelihood(xs, mean, torch.diag_embed(log_var.exp()))
+                 - kl_diag_gaussian_std_normal(mean, log_var))
+        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
+        torch.testing.assert_close(elbo_quadrature(ll, linear_on_grid.grid, q), exact, rtol=0, atol=1e-8)
+        # the separable (diagonal) path and the brute-force sum over all grid points agree
+        full = MultivariateNormal(mean, torch.diag_embed(log_var.exp()))
+        torch.testing.assert_close(elbo_quadrature(ll, linear_on_grid.grid, full), exact, rtol=0, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gap = KL(q || p(z|x))
+# ---------------------------------------------------------------------------------------------------------
+class TestGapEqualsKL:
+    def test_closed_form_identity(self, linear, xs):
+        # log p(x) − [E_q log p(x|z) − KL(q || p(z))] = KL(q || p(z|x)), every term in closed form
+        post = linear.posterior(xs)
+        for seed in range(5):
+            mean, log_var = random_diag_gaussians(3, 2, mean_range=1.0, sigma_range=(0.2, 1.0), generator=gen(seed))
+            cov = torch.diag_embed(log_var.exp())
+            elbo = linear.expected_log_likelihood(xs, mean, cov) - kl_diag_gaussian_std_normal(mean, log_var)
+            gap = linear.log_marginal(xs) - elbo
+            kl = kl_full_gaussians(mean, cov, post.loc, post.covariance_matrix)
+            torch.testing.assert_close(gap, kl, rtol=0, atol=1e-10)
+
+    @pytest.mark.slow
+    def test_gap_and_kl_agree_on_the_folded_model(self, folded):
+        x = torch.tensor([[1.5, 0.5], [-0.5, 0.0], [3.0, -1.0]], dtype=F64)
+        mean, log_var = random_diag_gaussians(20, 2, mean_range=1.5, sigma_range=(0.15, 0.8), generator=gen(3))
+        gap, kl = gap_and_kl(folded, x, mean, log_var)
+        assert gap.shape == (3, 20)
+        assert (gap - kl).abs().max() < 1e-4
+        assert (kl > 0).all()  # no Gaussian equals this posterior
+
+    @pytest.mark.slow
+    def test_gap_and_kl_agree_with_closed_form_on_the_linear_model(self, linear, linear_on_grid, xs):
+        mean, log_var = random_diag_gaussians(10, 2, mean_range=1.0, sigma_range=(0.2, 1.0), generator=gen(4))
+        gap, kl = gap_and_kl(linear_on_grid, xs, mean, log_var)
+        post = linear.posterior(xs)
+        exact = kl_full_gaussians(mean.unsqueeze(0), torch.diag_embed(log_var.exp()).unsqueeze(0),
+                                  post.loc.unsqueeze(1), post.covariance_matrix.unsqueeze(1))  # (B, K)
+        torch.testing.assert_close(gap, exact, rtol=0, atol=1e-6)
+        torch.testing.assert_close(kl, exact, rtol=0, atol=1e-6)
+
+    def test_random_diag_gaussians_ranges(self):
+        mean, log_var = random_diag_gaussians(500, 2, mean_range=1.5, sigma_range=(0.1, 0.4), generator=gen(5))
+        sigma = (0.5 * log_var).exp()
+        assert mean.abs().max() <= 1.5 and sigma.min() >= 0.1 and sigma.max() <= 0.4
+        assert mean.abs().max() > 1.4 and sigma.min() < 0.11  # the ranges are actually filled
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fitting q in either KL direction
+# ---------------------------------------------------------------------------------------------------------
+class TestKLDirections:
+    @pytest.mark.slow
+    def test_reverse_kl_on_a_gaussian_posterior_matches_the_precision_diagonal(self, linear, linear_on_grid, xs):
+        # best factorised q under KL(q || N(μ, Σ)): mean μ, variances 1 / (Σ⁻¹)_ll  (Bishop, PRML §10.1.2)
+        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
+        zeros = torch.zeros(3, 2, dtype=F64)
+        mean, log_var, elbo = fit_gaussian_elbo(ll, linear_on_grid.grid, zeros, zeros, GaussianFitConfig(steps=1000))
+        post = linear.posterior(xs)
+        precision = torch.linalg.inv(post.covariance_matrix)
+        torch.testing.assert_close(mean, post.loc, rtol=0, atol=1e-5)
+        torch.testing.assert_close(log_var.exp(), 1 / torch.diagonal(precision, dim1=-2, dim2=-1), rtol=0, atol=1e-5)
+        kl = kl_full_gaussians(mean, torch.diag_embed(log_var.exp()), post.loc, post.covariance_matrix)
+        torch.testing.assert_close(elbo, linear.log_marginal(xs) - kl, rtol=0, atol=1e-6)
+
+    def test_forward_kl_on_a_gaussian_posterior_matches_the_moments(self, linear, linear_on_grid, xs):
+        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
+        log_post = log_posterior_quadrature(ll, linear_on_grid.grid)
+        zeros = torch.zeros(3, 2, dtype=F64)
+        mean, log_var = fit_gaussian_forward_kl(log_post, linear_on_grid.grid, zeros, zeros)
+        post = linear.posterior(xs)
+        torch.testing.assert_close(mean, post.loc, rtol=0, atol=1e-5)
+        torch.testing.assert_close(log_var.exp(), torch.diagonal(post.covariance_matrix, dim1=-2, dim2=-1),
+                                   rtol=0, atol=1e-5)
+
+    @pytest.mark.slow
+    def test_forward_kl_optimum_is_moment_matching_on_the_bimodal_posterior(self, folded):
+        x = torch.tensor([[0.5, 0.5], [2.0, 0.5], [4.0, -1.0]], dtype=F64)
+        fits = fit_kl_directions(folded, x, torch.tensor([0.3, 0.0]), torch.tensor([-2.4, -2.4]),
+                                 GaussianFitConfig(steps=400, learning_rate=0.2))
+        log_post = torch.stack([f.log_posterior for f in fits])
+        mean, var = posterior_moments(log_post, folded.grid)
+        for f, m, v in zip(fits, mean, var, strict=True):
+            torch.testing.assert_close(f.forward_mean, m, rtol=0, atol=1e-5)
+            torch.testing.assert_close(f.forward_log_var.exp(), v, rtol=0, atol=1e-5)
+        # x₁ = 4: two well-separated modes at z₁ = ±2; the reverse fit takes one (KL → log 2), forward spans both
+        far = fits[2]
+        assert abs(far.reverse_kl - math.log(2)) < 0.01
+        assert 1.8 < float(far.reverse_mean[0]) < 2.1 and float(far.reverse_log_var[0].exp().sqrt()) < 0.15
+        assert abs(float(far.forward_mean[0])) < 1e-4 and float(far.forward_log_var[0].exp().sqrt()) > 1.8
+        # each fit is best in its own direction
+        for f in fits:
+            q_rev = diag_gaussian(f.reverse_mean.unsqueeze(0), f.reverse_log_var.unsqueeze(0))
+            q_fwd = diag_gaussian(f.forward_mean.unsqueeze(0), f.forward_log_var.unsqueeze(0))
+            lp = f.log_posterior.unsqueeze(0)
+            assert reverse_kl_quadrature(lp, folded.grid, q_rev) <= reverse_kl_quadrature(lp, folded.grid, q_fwd) + 1e-9
+            assert forward_kl_quadrature(lp, folded.grid, q_fwd) <= forward_kl_quadrature(lp, folded.grid, q_rev) + 1e-9
+
+    def test_forward_kl_separable_equals_brute_force(self, folded):
+        x = torch.tensor([[1.0, 0.3], [2.5, -0.4]], dtype=F64)
+        lp = log_posterior_quadrature(log_likelihood_on_grid(folded, x, folded.grid), folded.grid)
+        mean = torch.tensor([[0.2, 0.1], [-0.5, 0.0]], dtype=F64)
+        log_var = torch.tensor([[0.1, -1.0], [-0.3, -1.2]], dtype=F64)
+        full = MultivariateNormal(mean, torch.diag_embed(log_var.exp()))
+        torch.testing.assert_close(forward_kl_quadrature(lp, folded.grid, diag_gaussian(mean, log_var)),
+                                   forward_kl_quadrature(lp, folded.grid, full), rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the importance-weighted bound L_K
+# ---------------------------------------------------------------------------------------------------------
+class TestIWAE:
+    def test_non_decreasing_within_error(self):
+        se = torch.full((3,), 0.1)
+        assert non_decreasing_within_error(torch.tensor([1.0, 1.2, 1.1]), se)
+        assert not non_decreasing_within_error(torch.tensor([1.0, 2.0, 1.0]), se)
+        with pytest.raises(ValueError, match="standard_errors"):
+            non_decreasing_within_error(torch.zeros(3), torch.zeros(2))
+
+    def test_bound_rises_towards_log_evidence(self, folded):
+        x = torch.tensor([[1.5, 0.5]], dtype=F64)
+        log_px = folded.log_marginal(x).item()
+        q = diag_gaussian(torch.tensor([[0.0, 0.45]], dtype=F64), torch.tensor([[0.4, -2.4]], dtype=F64))
+        ks = [1, 2, 10, 100, 1000]
+        means, se = iwae_curve(x, folded, q, ks, 200, generator=gen(6))
+        assert non_decreasing_within_error(means, se)
+        assert bool((means - 3 * se <= log_px).all())
+        assert means[-1] - means[0] > 1.0  # the rise is real, not noise
+        assert abs(means[-1].item() - log_px) < 0.05
+
+    def test_importance_sampling_agrees_with_quadrature(self, folded):
+        x = torch.tensor([[1.5, 0.5], [3.0, -0.5]], dtype=F64)
+        q = diag_gaussian(torch.tensor([[0.0, 0.45], [0.0, -0.4]], dtype=F64), torch.tensor([[0.4, -2.4], [1.1, -2.4]]))
+        est = log_marginal_importance(x, folded, q, 20_000, generator=gen(7))
+        torch.testing.assert_close(est, folded.log_marginal(x), rtol=0, atol=0.02)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# approximation and amortization gaps
+# ---------------------------------------------------------------------------------------------------------
+class TestGapDecomposition:
+    @pytest.mark.slow
+    def test_parts_add_up_and_have_the_right_signs(self, small_vae, digits_x):
+        grid = latent_grid(6.0, 121)
+        dec = gap_decomposition(small_vae, digits_x, grid, GaussianFitConfig(steps=200))
+        torch.testing.assert_close(dec.approximation_gap + dec.amortization_gap, dec.gap, rtol=0, atol=1e-10)
+        assert (dec.approximation_gap > 0).all()  # no Gaussian ELBO reaches log p(x) here
+        assert (dec.amortization_gap > -1e-8).all()  # the per-example q starts at the encoder's and only improves
+
+    @pytest.mark.slow
+    def test_importance_sampling_with_the_optimal_q_agrees_with_quadrature(self, small_vae, digits_x):
+        grid = latent_grid(6.0, 121)
+        dec = gap_decomposition(small_vae, digits_x, grid, GaussianFitConfig(steps=200))
+        q = diag_gaussian(dec.optimal_mean.float(), dec.optimal_log_var.float())
+        with torch.no_grad():
+            est = log_marginal_importance(digits_x, small_vae, q, 4000, generator=gen(8), max_elements=2**13)
+        torch.testing.assert_close(est.double(), dec.log_px, rtol=0, atol=0.02)
+
+    @pytest.mark.slow
+    def test_grid_refinement_changes_nothing(self, small_vae, digits_x):
+        coarse = log_marginal_quadrature(log_likelihood_on_grid(small_vae, digits_x, latent_grid(6.0, 121)),
+                                         latent_grid(6.0, 121))
+        fine = log_marginal_quadrature(log_likelihood_on_grid(small_vae, digits_x, latent_grid(7.0, 281)),
+                                       latent_grid(7.0, 281))
+        torch.testing.assert_close(coarse, fine, rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bad input and figures
+# ---------------------------------------------------------------------------------------------------------
+def test_bad_input(folded, small_vae, digits_x):
+    grid = latent_grid(2.0, 5)
+    with pytest.raises(ValueError, match="bound"):
+        latent_grid(-1.0, 5)
+    with pytest.raises(ValueError, match="latent_dim"):
+        latent_grid(1.0, 5, latent_dim=3)
+    with pytest.raises(TypeError, match="grid"):
+        log_marginal_quadrature(torch.zeros(25, 2), "grid")
+    with pytest.raises(ValueError, match="log_lik"):
+        log_marginal_quadrature(torch.zeros(24, 2), grid)
+    with pytest.raises(ValueError, match="q must have batch shape"):
+        elbo_quadrature(torch.zeros(25, 2), grid, diag_gaussian(torch.zeros(3, 2), torch.zeros(3, 2)))
+    with pytest.raises(TypeError, match="model"):
+        gap_and_kl(small_vae, digits_x, torch.zeros(2, 2), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="sigma_range"):
+        random_diag_gaussians(3, 2, mean_range=1.0, sigma_range=(0.5, 0.1), generator=gen(0))
+    with pytest.raises(ValueError, match="log_var"):
+        fit_gaussian_elbo(torch.zeros(25, 2), grid, torch.zeros(2, 2), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="steps"):
+        GaussianFitConfig(steps=0)
+    with pytest.raises(TypeError, match="vae"):
+        gap_decomposition(folded, digits_x, grid)
+
+
+def test_figures(folded):
+    x = torch.tensor([[0.5, 0.5], [2.0, 0.5]], dtype=F64)
+    fits = fit_kl_directions(folded, x, torch.tensor([0.3, 0.0]), torch.tensor([-2.4, -2.4]),
+                             GaussianFitConfig(steps=50))
+    fig = figures_gap.kl_directions_figure(folded.grid, fits, window=(-3, 3, -1.5, 2.5), title="t")
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == 2 and len(fig.data) == 8 and not fig.frames
+    update, layout, traces = steps[1].args
+    assert list(traces) == list(range(8)) and len(update["x"]) == 8 and update["z"][1] is None
+    assert "x = (2.00, 0.50)" in layout["annotations[2].text"]
+    # step 1's reverse-KL ellipse is centred on the fit's mean z₁
+    assert np.mean(update["x"][1]) == pytest.approx(float(fits[1].reverse_mean[0]), abs=0.05)
+    fig = figures_gap.gap_vs_kl_figure(torch.rand(2, 5) + 0.1, torch.rand(2, 5) + 0.1, ["a", "b"], title="t")
+    assert len(fig.data) == 3
+    fig = figures_gap.iwae_curve_figure([1, 10], {"q": (torch.tensor([-1.0, -0.5]), torch.tensor([0.1, 0.1]))},
+                                        0.0, title="t")
+    assert fig.data[0].error_y.array[0] == pytest.approx(0.2)
+    fig = figures_gap.gap_histogram_figure({"gap": torch.rand(20)}, title="t")
+    assert len(fig.data) == 1
