@@ -164,6 +164,21 @@ class VAE(nn.Module):
         """The training loss −L(θ, φ; x) per example (nats), shape (B,)."""
         return -self.elbo(x, 1, generator=generator)
 
+    def elbo_terms(self, x: Tensor, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The two terms of L(θ, φ; x) with one reparameterized z ~ q_φ(z|x) (the training chapter).
+
+        Returns log p_θ(x|z) (B,) and KL(q_φ(z_l|x) || p(z_l)) for each latent dimension l (B, L): their
+        difference summed over l is the single-sample ELBO that :meth:`loss` negates.
+        """
+        check_generator(generator)
+        q = self.posterior(x)
+        z = sample(q, 1, generator=generator)  # (1, B, L)
+        return self.log_likelihood(x, z).mean(0), kl_divergence(q.base_dist, self.prior.base_dist)  # (B,), (B, L)
+
+    def kl_per_dimension(self, x: Tensor) -> Tensor:
+        """KL(q_φ(z_l|x) || N(0, 1)) for each example and latent dimension l, shape (B, L)."""
+        return kl_divergence(self.posterior(x).base_dist, self.prior.base_dist)
+
 
 class Autoencoder(nn.Module):
     """z = f_φ(x), x' = g_θ(z); loss ‖x/s − g_θ(f_φ(x))‖² summed over pixels (s = ``x_scale``)."""

@@ -1,0 +1,118 @@
+"""Figure builders of the training chapter. Each returns a plotly ``Figure`` and never shows it.
+
+Colours: the Okabe–Ito palette of :mod:`vae_lib.figures` (digits also differ by marker symbol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from torch import Tensor
+
+from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
+from .train import TrainHistory
+
+__all__ = ["add_latent_codes", "history_figure", "kl_per_dimension_figure", "mixture_figure", "score_figure"]
+
+_LINE_COLOURS = [OKABE_ITO[i] for i in (4, 5, 2, 0, 6, 1, 7)]
+
+
+def history_figure(histories: Mapping[str, TrainHistory], *, title: str) -> go.Figure:
+    """Per-epoch curves of several runs: the single-sample ELBO L (left) and the total KL Σ_l KL_l (right)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("ELBO L(θ, φ; x) per training image", "KL(q_φ(z|x) || p(z)) per image"))
+    for k, (name, h) in enumerate(histories.items()):
+        if not isinstance(h, TrainHistory) or not h.elbo:
+            raise ValueError(f"histories[{name!r}] must be a TrainHistory of a VAE run (with recorded terms)")
+        colour = _LINE_COLOURS[k % len(_LINE_COLOURS)]
+        epochs = list(range(1, len(h.elbo) + 1))
+        fig.add_trace(go.Scatter(x=epochs, y=h.elbo, name=name, legendgroup=name, line=dict(color=colour, width=2.5)),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=epochs, y=[sum(v) for v in h.kl_per_dim], name=name, legendgroup=name,
+                                 showlegend=False, line=dict(color=colour, width=2.5)), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    fig.update_yaxes(title_text="nats", row=1, col=2)
+    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Tensor, *, title: str) -> go.Figure:
+    """Seed 000's mixture: data and model samples in x (left); encoded means μ_φ(x) by mixture component (right)."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1,
+                        subplot_titles=("data x ~ p_data and samples x ~ p_θ(x)", "encoded latent μ_φ(x)"))
+    xd, xm = _np(x_data), _np(x_model)
+    fig.add_trace(go.Scatter(x=xd[:, 0], y=xd[:, 1], mode="markers", name="data",
+                             marker=dict(color="#999999", size=4, opacity=0.6)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=xm[:, 0], y=xm[:, 1], mode="markers", name="model samples",
+                             marker=dict(color=OKABE_ITO[5], size=4, opacity=0.6, symbol="diamond")), row=1, col=1)
+    z, comp = _np(codes).reshape(-1), _np(component).reshape(-1)
+    for c, (name, colour) in enumerate((("data from the left component", OKABE_ITO[4]),
+                                        ("data from the right component", OKABE_ITO[0]))):
+        fig.add_trace(go.Histogram(x=z[comp == c], name=name, marker=dict(color=colour), opacity=0.75, nbinsx=60),
+                      row=1, col=2)
+    fig.update_xaxes(title_text="x₁", row=1, col=1)
+    fig.update_yaxes(title_text="x₂", scaleanchor="x", row=1, col=1)
+    fig.update_xaxes(title_text="z (posterior mean)", row=1, col=2)
+    fig.update_yaxes(title_text="count", row=1, col=2)
+    fig.update_layout(title=title, height=460, barmode="overlay", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def add_latent_codes(fig: go.Figure, codes: Tensor, labels: Tensor, *, name_format: str = "{}") -> go.Figure:
+    """Overlay encoded points (one trace per digit) on a :func:`vae_lib.phase_diagram_figure`'s phase diagram.
+
+    The traces are appended after the explorer's own (indices 0 and 1 stay the mosaic and the decoded panel,
+    so its static script still works); the phase diagram's axes are pinned to the mosaic, points outside are
+    not shown. Returns the same figure.
+    """
+    if not isinstance(fig, go.Figure) or "latent_explorer" not in (fig.layout.meta or {}):
+        raise TypeError("fig must be a figure returned by vae_lib.phase_diagram_figure")
+    z, lab = _np(codes), _np(labels)
+    if z.ndim != 2 or z.shape[1] != 2 or lab.shape != (z.shape[0],):
+        raise ValueError(f"codes must be (N, 2) and labels (N,), got {z.shape} and {lab.shape}")
+    mosaic = fig.data[0]
+    rows, cols = np.asarray(mosaic.z).shape
+    x_lo, y_lo = mosaic.x0 - mosaic.dx / 2, mosaic.y0 - mosaic.dy / 2
+    for digit in range(10):
+        sel = lab == digit
+        fig.add_trace(go.Scatter(
+            x=z[sel, 0], y=z[sel, 1], mode="markers", name=name_format.format(digit), legendgroup=str(digit),
+            marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=5, opacity=0.7,
+                        line=dict(width=0.6, color="white")),
+            hovertemplate=f"digit {digit}<br>μ = (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"), row=1, col=1)
+    fig.update_xaxes(range=[x_lo, x_lo + cols * mosaic.dx], row=1, col=1)
+    fig.update_yaxes(range=[y_lo, y_lo + rows * mosaic.dy], row=1, col=1)
+    fig.update_layout(legend=dict(title="test digit", x=1.1, y=1.0, xanchor="left"), showlegend=True,
+                      margin=dict(r=140))
+    return fig
+
+
+def kl_per_dimension_figure(kl: Mapping[str, Tensor], *, threshold: float, title: str) -> go.Figure:
+    """Grouped bars of the mean KL(q_φ(z_l|x) || N(0, 1)) per latent dimension l for several runs."""
+    fig = go.Figure()
+    for k, (name, values) in enumerate(kl.items()):
+        v = _np(values).reshape(-1)
+        fig.add_trace(go.Bar(x=[f"z{i + 1}" for i in range(len(v))], y=v, name=name,
+                             marker=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)])))
+    fig.add_hline(y=threshold, line=dict(color="black", dash="dash"),
+                  annotation_text=f"active if above {threshold:g} nats", annotation_position="top right")
+    fig.update_xaxes(title_text="latent dimension l")
+    fig.update_yaxes(title_text="mean KL per dimension [nats]")
+    fig.update_layout(title=title, height=430, barmode="group", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def score_figure(scores: Mapping[str, Tensor], *, title: str, x_title: str = "ELBO L(θ, φ; x)  [nats]",
+                 order: Sequence[str] | None = None) -> go.Figure:
+    """Box plots of a per-input score (one box per group of inputs), e.g. the ELBO of odd inputs."""
+    fig = go.Figure()
+    for k, name in enumerate(order or list(scores)):
+        fig.add_trace(go.Box(x=_np(scores[name]).reshape(-1), name=name, boxpoints="outliers",
+                             marker=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)])))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_layout(title=title, height=120 + 70 * len(scores), showlegend=False, margin=dict(l=160))
+    return fig
