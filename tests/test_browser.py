@@ -146,8 +146,8 @@ def test_every_plotly_figure_is_drawn(browser, server, book_html, chapter):
     visit = PageVisit(browser, f"{server}/book/{chapter}.html")
     figures = visit.page.evaluate("""() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => ({
         traces: (gd._fullData || []).length,
-        drawn: gd.querySelectorAll(
-            '.heatmaplayer image, .scatterlayer path, .contourlayer path, .barlayer path, canvas').length,
+        drawn: gd.querySelectorAll(['.heatmaplayer image', '.contourlayer path', '.scatterlayer path', '.barlayer path',
+                                    '.boxlayer path', 'canvas'].join(', ')).length,
         height: gd.getBoundingClientRect().height}))""")
     assert len(figures) == expected_figures(book_html, chapter) > 0, figures
     for fig in figures:
