@@ -32,13 +32,33 @@ def test_decode_grid_places_z1_along_columns_and_z2_along_rows():
 
 def test_mosaic_puts_low_z2_at_the_bottom_and_each_image_upright():
     grid = decode_grid(coordinate_decoder, (2, 3), z_range=(-1.0, 1.0), n=3)
-    m = mosaic(grid)  # (n·H, n·W), row 0 = bottom of the plot
+    m = mosaic(grid, gap=0)  # (n·H, n·W), row 0 = bottom of the plot
     assert m.shape == (6, 9)
     # tile (j=0, i=0) occupies rows 0-1, cols 0-2; its image's top row must be the upper one (row 1)
     assert torch.equal(m[1, 0:3], grid.images[0, 0, 0])
     assert torch.equal(m[0, 0:3], grid.images[0, 0, 1])
     # tile (j=2, i=1): rows 4-5, cols 3-5
     assert torch.equal(m[5, 3:6], grid.images[2, 1, 0])
+
+
+def test_mosaic_gap_separates_tiles_with_blank_pixels():
+    grid = decode_grid(coordinate_decoder, (2, 3), z_range=(-1.0, 1.0), n=3)
+    m = mosaic(grid, gap=1)  # tiles of 2×3 with one blank row/column between them
+    assert m.shape == (3 * 3 - 1, 3 * 4 - 1)
+    assert torch.isnan(m[2]).all() and torch.isnan(m[:, 3]).all()  # the gaps
+    assert torch.equal(m[1, 0:3], grid.images[0, 0, 0])  # tile (0, 0), top image row uppermost
+    assert torch.equal(m[7, 4:7], grid.images[2, 1, 0])  # tile (j=2, i=1): rows 6-7, cols 4-6
+    assert not torch.isnan(m[[0, 1, 3, 4, 6, 7]][:, [0, 1, 2, 4, 5, 6, 8, 9, 10]]).any()
+
+
+def test_phase_diagram_tiles_are_centred_on_their_latent_points():
+    fig = phase_diagram_figure(coordinate_decoder, (2, 3), z_range=(-1.0, 1.0), n_mosaic=3, n_lookup=5)
+    heat = fig.data[0]
+    # tile i's columns are i·(W+1) … i·(W+1)+W−1; their mean x must be z1[i] (likewise rows and z2)
+    for i, z in enumerate([-1.0, 0.0, 1.0]):
+        cols = [heat.x0 + heat.dx * (i * 4 + c) for c in range(3)]
+        rows = [heat.y0 + heat.dy * (i * 3 + r) for r in range(2)]
+        assert sum(cols) / 3 == pytest.approx(z) and sum(rows) / 2 == pytest.approx(z)
 
 
 def test_static_explorer_embeds_the_decoded_lookup_grid():

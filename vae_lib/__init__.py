@@ -11,7 +11,13 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.explorer` — the latent explorer (static and live); :mod:`vae_lib.posterior_explorer` — q(z|x)
   against the true posterior, with the ELBO and the gap read live (chapter 2);
 * :mod:`vae_lib.latent` — latent-space diagnostics;
-* :mod:`vae_lib.figures`, :mod:`vae_lib.display` — figure builders and the plotly renderer setup.
+* :mod:`vae_lib.gap` — the KL gap: quadrature ELBOs, forward vs reverse KL fits, L_K against K, the
+  approximation/amortization split (chapter 3);
+* :mod:`vae_lib.estimators` — score-function vs reparameterization gradients, baselines (chapter 4);
+* :mod:`vae_lib.evaluation`, :mod:`vae_lib.pitfalls`, :mod:`vae_lib.collapse`, :mod:`vae_lib.generation` — scoring
+  in nats, the loss-scale pitfall, posterior collapse, generation and scoring (chapter 5);
+* :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``), :mod:`vae_lib.display` —
+  figure builders and the plotly renderer setup.
 """
 
 from .data import DIGIT_LEVELS, DIGIT_SHAPE, DigitsSplit, load_digits_split, mixture_log_density, sample_mixture

@@ -71,12 +71,19 @@ def decode_grid(decode: Decoder, image_shape: tuple[int, int], z_range: tuple[fl
     return LatentGridImages(axis, axis, out.reshape(n, n, h, w).float())
 
 
-def mosaic(grid: LatentGridImages) -> Tensor:
-    """Tile the decoded images into one (n2·H, n1·W) array whose row 0 is the *bottom* (lowest z₂),
-    with each image's own top row uppermost, as a heatmap with y pointing up displays it."""
+def mosaic(grid: LatentGridImages, gap: int = 1) -> Tensor:
+    """Tile the decoded images into one array whose row 0 is the *bottom* (lowest z₂), with each image's own
+    top row uppermost, as a heatmap with y pointing up displays it. ``gap`` rows/columns of NaN (drawn blank)
+    separate neighbouring tiles, so that adjacent digits do not merge; shape (n2·(H+gap) − gap, n1·(W+gap) − gap).
+    """
     n2, n1, h, w = grid.images.shape
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
     flipped = grid.images.flip(-2)  # (n2, n1, H, W): image row 0 now at the bottom of its tile
-    return flipped.permute(0, 2, 1, 3).reshape(n2 * h, n1 * w)
+    padded = torch.full((n2, n1, h + gap, w + gap), float("nan"), dtype=flipped.dtype)
+    padded[:, :, :h, :w] = flipped  # gap after each tile (above it and to its right)
+    tiled = padded.permute(0, 2, 1, 3).reshape(n2 * (h + gap), n1 * (w + gap))
+    return tiled[: n2 * (h + gap) - gap, : n1 * (w + gap) - gap]
 
 
 def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[float, float], title: str,
@@ -87,8 +94,9 @@ def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[flo
                         subplot_titles=("phase diagram: E[x | z] over (z₁, z₂)",
                                         LABEL_FORMAT.format(z1="0.00", z2="0.00")))
     fig.add_trace(go.Heatmap(
-        z=mosaic(grid).numpy(), x0=float(grid.z1[0]) - step / 2 + step / (2 * w), dx=step / w,
-        y0=float(grid.z2[0]) - step / 2 + step / (2 * h), dy=step / h,
+        # one pixel gap per tile: pixel pitch step/(W+1); tile i's centre column sits at z1[i]
+        z=mosaic(grid, gap=1).numpy(), x0=float(grid.z1[0]) - (w - 1) / 2 * step / (w + 1), dx=step / (w + 1),
+        y0=float(grid.z2[0]) - (h - 1) / 2 * step / (h + 1), dy=step / (h + 1),
         colorscale="Greys", zmin=value_range[0], zmax=value_range[1], showscale=False,
         hovertemplate="z₁ ≈ %{x:.2f}<br>z₂ ≈ %{y:.2f}<extra>click to move z here</extra>"), row=1, col=1)
     fig.add_trace(go.Heatmap(
