@@ -26,7 +26,7 @@ from ._checks import as_tensor, check_count, check_last_dim
 from .elbo import LatentVariableModel, _kl, repeated_log_marginal_estimates
 from .gaussian import diag_gaussian
 from .models import VAE
-from .toy import GridLatentModel, LatentGrid
+from .toy import GridLatentModel, LatentGrid, latent_grid  # noqa: F401  (gap.latent_grid is used by chapter 3)
 
 __all__ = [
     "GapDecomposition",
@@ -54,23 +54,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------------
 # Quadrature on a latent grid
 # ---------------------------------------------------------------------------------------------------------
-def latent_grid(bound: float, n_grid: int, latent_dim: int = 2) -> LatentGrid:
-    """The regular grid [−bound, bound]^L with n_grid points per axis (float64), L ∈ {1, 2}."""
-    if latent_dim not in (1, 2):
-        raise ValueError(f"latent_dim must be 1 or 2 for grid quadrature, got {latent_dim}")
-    if not (isinstance(bound, (int, float)) and bound > 0 and math.isfinite(bound)):
-        raise ValueError(f"bound must be a positive finite number, got {bound!r}")
-    n_grid = check_count("n_grid", n_grid, minimum=3)
-    axis = torch.linspace(-bound, bound, n_grid, dtype=torch.float64)
-    step = (axis[1] - axis[0]).item()
-    if latent_dim == 1:
-        points = axis.unsqueeze(-1)
-    else:
-        z1, z2 = torch.meshgrid(axis, axis, indexing="xy")  # rows follow z2, columns z1 (as GridLatentModel)
-        points = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1)
-    return LatentGrid(points, [axis] * latent_dim, step**latent_dim, (n_grid,) * latent_dim)
-
-
 def _check_grid(grid: object) -> LatentGrid:
     if not isinstance(grid, LatentGrid):
         raise TypeError(f"grid must be a LatentGrid (see latent_grid), got {type(grid).__name__}")

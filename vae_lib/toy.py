@@ -23,7 +23,7 @@ from ._checks import as_tensor, check_count, check_generator, check_last_dim
 from .gaussian import standard_normal_prior
 from .likelihoods import gaussian_log_likelihood
 
-__all__ = ["GridLatentModel", "LinearGaussianModel", "arc_model", "folded_model"]
+__all__ = ["GridLatentModel", "LatentGrid", "LinearGaussianModel", "arc_model", "folded_model", "latent_grid"]
 
 
 def _check_z(z: Tensor, latent_dim: int) -> Tensor:
@@ -108,6 +108,24 @@ class LatentGrid:
     shape: tuple[int, ...] = field(default=())
 
 
+def latent_grid(bound: float, n_grid: int, latent_dim: int = 2) -> LatentGrid:
+    """The regular grid [−bound, bound]^L with n_grid points per axis (float64), L ∈ {1, 2}: the quadrature grid
+    of :class:`GridLatentModel` and of chapter 3's VAE computations. Points are ordered with z₁ varying fastest."""
+    if latent_dim not in (1, 2):
+        raise ValueError(f"latent_dim must be 1 or 2 for grid quadrature, got {latent_dim}")
+    if not (isinstance(bound, (int, float)) and bound > 0 and math.isfinite(bound)):
+        raise ValueError(f"bound must be a positive finite number, got {bound!r}")
+    n_grid = check_count("n_grid", n_grid, minimum=3)
+    axis = torch.linspace(-bound, bound, n_grid, dtype=torch.float64)
+    step = (axis[1] - axis[0]).item()
+    if latent_dim == 1:
+        points = axis.unsqueeze(-1)
+    else:
+        z1, z2 = torch.meshgrid(axis, axis, indexing="xy")  # rows follow z2, columns z1 (as GridLatentModel)
+        points = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1)
+    return LatentGrid(points, [axis] * latent_dim, step**latent_dim, (n_grid,) * latent_dim)
+
+
 class GridLatentModel:
     """p(z) = N(0, I_L), p_θ(x|z) = N(f(z), σ² I_D) with any f; exact by quadrature over a latent grid.
 
@@ -130,15 +148,7 @@ class GridLatentModel:
         self.latent_dim = latent_dim
         self.data_dim = check_count("data_dim", data_dim)
         n_grid = n_grid if n_grid is not None else (2001 if latent_dim == 1 else 281)
-        n_grid = check_count("n_grid", n_grid, minimum=3)
-        axis = torch.linspace(-bound, bound, n_grid, dtype=torch.float64)
-        step = (axis[1] - axis[0]).item()
-        if latent_dim == 1:
-            points = axis.unsqueeze(-1)
-        else:
-            z1, z2 = torch.meshgrid(axis, axis, indexing="xy")  # (n, n): rows follow z2, columns z1
-            points = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1)
-        self.grid = LatentGrid(points, [axis] * latent_dim, step**latent_dim, (n_grid,) * latent_dim)
+        self.grid = latent_grid(bound, n_grid, latent_dim)
         self.prior = standard_normal_prior(latent_dim, dtype=torch.float64)
 
     def decoder_mean(self, z: Tensor) -> Tensor:
