@@ -14,7 +14,9 @@ from a CDN.
 It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
 (its Python callbacks never run in a static page), so the book hides live widgets' outputs
 (``remove-output``) and does not ship their state either; for a plotly ``FigureWidget`` that state
-holds a second copy of plotly.js (5 MB per page).
+holds a second copy of plotly.js (5 MB per page). For the same reason it removes every widget *view* from the
+page (the progress bars that ``tqdm.auto`` shows during training are widgets): without its state a view is an
+empty box, and its text fallback is the bar's first frame ("0%"), so neither would tell the reader anything true.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.transforms.post_transforms import SphinxPostTransform
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y", "adaptors")
 
@@ -76,8 +82,31 @@ def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, do
     context["script_files"] = [js for js in context.get("script_files", []) if not is_thebe(js)]
 
 
+class DropWidgetViews(SphinxPostTransform):
+    """Remove widget views (and outputs left empty by that) before myst-nb wraps hidden outputs (priority 199)."""
+
+    default_priority = 150
+    formats = ("html",)
+
+    def run(self, **kwargs: object) -> None:
+        for raw in list(self.document.findall(nodes.raw)):
+            if WIDGET_VIEW not in raw.astext():
+                continue
+            node = raw
+            while node.parent is not None and node.parent.get("nb_element") != "cell_code":
+                parent = node.parent
+                parent.remove(node)
+                if parent.children:
+                    break
+                node = parent
+            else:
+                if node.parent is not None:
+                    node.parent.remove(node)  # the cell's whole output block held nothing else
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _vendor)
+    app.add_post_transform(DropWidgetViews)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
     app.connect("html-page-context", _drop_thebe, priority=900)  # after every extension added its scripts
     app.add_js_file("vendor/plotly.min.js", priority=100)

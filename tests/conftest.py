@@ -8,7 +8,14 @@ from __future__ import annotations
 import os
 import tempfile
 
-from hypothesis import HealthCheck, settings
+# One thread per process: pytest runs two xdist workers on two cores, and the notebook kernels and the book build
+# they start inherit this. Oversubscribed torch threads slowed small trainings by an order of magnitude under load.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+torch.set_num_threads(1)
 
 # hypothesis caches the constants it finds in source files under .hypothesis/ in the working directory;
 # keep that cache in the temp directory instead (a run must leave the repository clean)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,29 @@ def test_every_plotly_figure_is_drawn(browser, server, book_html, chapter):
     for fig in figures:
         assert fig["traces"] > 0 and fig["drawn"] > 0 and fig["height"] > 200, fig
     visit.page.close()
+
+
+def live_widget_cells(chapter: str) -> int:
+    """Code cells that display a kernel-only widget (a ``live_…`` explorer); their output must not reach the page."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+    live = re.compile(r"^live = .*\blive_\w+\(", re.M)
+    return sum(1 for cell in nb.cells if cell.cell_type == "code" and live.search(cell.source))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_widget_pretends_to_work_in_the_static_page(browser, server, chapter):
+    """A widget needs a kernel: the page shows neither the widget nor its text repr, but says where it runs live."""
+    visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    found = visit.page.evaluate("""() => ({
+        views: document.querySelectorAll('.jupyter-widgets, .widget-slider, script[type*="jupyter.widget"]').length,
+        reprs: (document.body.innerText.match(/(VBox|HBox|FloatSlider|FigureWidget)\\(/g) || []).length,
+        notes: Array.from(document.querySelectorAll('.admonition')).filter(
+            a => a.innerText.includes('Live explorer (needs a running kernel)')).length})""")
+    visit.page.close()
+    assert found["views"] == 0 and found["reprs"] == 0, found
+    assert found["notes"] == live_widget_cells(chapter), found
 
 
 def _decoded(page, index: int) -> dict:

@@ -1,0 +1,393 @@
+"""The live latent explorer in a running JupyterLab, moved by a reader in headless Chromium.
+
+The static page can only look decoded outputs up; the live explorer (:func:`vae_lib.live_explorer`) runs the
+decoder p_θ(x|z) in the kernel on every slider move. This test starts JupyterLab on 127.0.0.1 (random token,
+free port) serving a *copy* of a chapter in a temporary folder (autosave never touches ``book/``), opens it in
+Debian's Chromium through Playwright with every request that leaves localhost blocked, runs all cells through
+JupyterLab's command registry (``--LabApp.expose_app_in_browser``), then drags the live explorer's z₁ slider
+with the mouse, as a reader does. The decoded heatmap and the "decoded output at z = (…)" label of the plotly
+``FigureWidget`` must change, and the heatmap the browser draws must equal the decoder's mean at the z the
+kernel received. A control run then detaches the slider's observer in the kernel: a keyboard move still reaches
+the kernel but must leave the figure unchanged, so the first change is the kernel callback's doing. Screenshots
+of the explorer before and after the move land in ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# Chapters 1 and 5 both show a live explorer; chapter 1 runs faster (about 25 s against 35 s).
+CHAPTER = "01_latent_variable_models"
+LIVE_CALL = re.compile(r"^(\w+)\s*=\s*vae_lib\.live_explorer\(\s*([\w.]+)\s*,", re.MULTILINE)
+SERVER_START_S = 120
+RUN_ALL_S = 420  # all cells, on a 2-core machine shared with another pytest worker
+KERNEL_ROUND_TRIP_MS = 60_000
+# Plugins and server features that call the internet: the news feed, update checks, the PyPI extension manager.
+PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/extensionmanager-extension": True,
+                                      "@jupyterlab/apputils-extension:announcements": True}}
+USER_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+                 {"fetchNews": "false", "checkForUpdates": False}}
+LAB_CONFIG = {"LabApp": {"news_url": None, "extension_manager": "readonly",
+                         "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}
+
+
+def live_cell(chapter: str) -> tuple[int, str, str]:
+    """(cell index, explorer variable, decoder expression) of the chapter's live explorer cell."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+    found = [(i, m) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+             for m in [LIVE_CALL.search(cell.source)] if m]
+    assert len(found) == 1, f"{chapter} should build exactly one live explorer, found {len(found)}"
+    index, match = found[0]
+    return index, match.group(1), match.group(2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content), encoding="utf-8")
+
+
+class Lab:
+    """A JupyterLab server on 127.0.0.1 serving a temporary folder; nothing it writes lands in the repository."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.root = home / "notebooks"
+        self.root.mkdir()
+        self.token = secrets.token_hex(24)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config, settings = home / "config", home / "settings"
+        _write_json(config / "labconfig" / "page_config.json", PAGE_CONFIG)
+        _write_json(config / "jupyter_server_config.json", LAB_CONFIG)
+        for name, content in USER_SETTINGS.items():
+            _write_json(settings / name, content)
+        # config, data (notebook signatures), runtime and IPython folders in the temporary home: nothing from
+        # or into the user's ~/.jupyter, ~/.local/share/jupyter or ~/.ipython; kernels and lab extensions come
+        # from this environment (sys.prefix)
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(home / "data"),
+                   JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
+                   JUPYTER_PREFER_ENV_PATH="1",
+                   # one thread per kernel: the machine has 2 cores and another pytest worker runs beside us
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.log = (home / "lab.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.root_dir={self.root}", "--ServerApp.terminals_enabled=False",
+             "--ServerApp.allow_root=True",  # CI containers run as root
+             "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
+             f"--LabApp.workspaces_dir={home / 'workspaces'}"],
+            cwd=self.root, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def api(self, path: str, method: str = "GET") -> dict:
+        request = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}"
+            try:
+                self.api("/api/status")
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        raise AssertionError(f"JupyterLab did not answer /api/status within {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self.log.flush()
+        return (self.home / "lab.log").read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def shutdown(self) -> None:
+        """Stop the kernels and the server (``/api/shutdown``); terminate, then kill, if it does not exit."""
+        if self.proc.poll() is None:
+            try:
+                self.api("/api/shutdown", method="POST")
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    started = time.monotonic()
+    server = Lab(tmp_path_factory.mktemp("live_lab"))
+    try:
+        shutil.copy(ROOT / "book" / f"{CHAPTER}.ipynb", server.root / f"{CHAPTER}.ipynb")
+        server.wait_until_up()
+        print(f"\nJupyterLab up in {time.monotonic() - started:.1f} s")
+        yield server
+    finally:
+        stopping = time.monotonic()
+        server.shutdown()
+        print(f"\nJupyterLab and its kernel stopped in {time.monotonic() - stopping:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install chromium (see .ci/run)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class LabPage:
+    """The chapter open in JupyterLab, with page errors, console errors and outside requests recorded."""
+
+    def __init__(self, browser) -> None:
+        self.errors: list[str] = []
+        self.console_errors: list[str] = []
+        self.outside: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def route(r):
+            host = urlparse(r.request.url).hostname
+            if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                r.continue_()
+            else:
+                self.outside.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)
+
+    def open(self, lab: Lab, notebook: str) -> None:
+        """Load JupyterLab on the notebook; wait until its kernel is idle; record the kernel's troubles from then."""
+        self.page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}", wait_until="load")
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=SERVER_START_S * 1000)
+        self.page.evaluate("() => { window.jupyterapp.restored.then(() => { window.__restored = true; }); }")
+        # the notebook panel is open and its kernel has started and gone idle (the predicate must not be async:
+        # Playwright takes a returned promise for a truthy value)
+        self.page.wait_for_function("""(name) => {
+            if (!window.__restored) return false;
+            const panel = Array.from(window.jupyterapp.shell.widgets('main'))
+                .find(w => w.context && w.context.path === name);
+            if (!panel || !panel.context.isReady || !panel.sessionContext.isReady) return false;
+            window.__panel = panel;
+            const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+            return !!kernel && kernel.status === 'idle'; }""", arg=notebook, timeout=SERVER_START_S * 1000,
+            polling=500)
+        self.page.evaluate("""() => { window.__kernelTrouble = [];
+            window.__panel.sessionContext.statusChanged.connect((_, status) => {
+                if (['dead', 'restarting', 'autorestarting', 'terminating'].includes(status))
+                    window.__kernelTrouble.push(status); }); }""")
+
+    def kernel_troubles(self) -> list[str]:
+        return self.page.evaluate("() => window.__kernelTrouble")
+
+    def run_all(self) -> dict[int, str]:
+        """Run every cell (JupyterLab's "Run All Cells"), wait until done, and fail on any error output.
+
+        Returns the text the cells wrote to stderr (warnings), by cell index.
+        """
+        self.page.evaluate("""() => { window.__runAll = null;
+            window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+                ok => { window.__runAll = {ok: ok}; }, e => { window.__runAll = {error: String(e)}; }); }""")
+        self.page.wait_for_function("() => window.__runAll !== null", timeout=RUN_ALL_S * 1000, polling=1000)
+        self.page.wait_for_function("() => window.__panel.sessionContext.session.kernel.status === 'idle'",
+                                    timeout=KERNEL_ROUND_TRIP_MS, polling=200)
+        result = self.page.evaluate("() => window.__runAll")
+        cells = self.page.evaluate("""() => {
+            const cells = window.__panel.content.model.cells;
+            const out = [];
+            for (let i = 0; i < cells.length; i++) {
+                const c = cells.get(i).toJSON();
+                if (c.cell_type !== 'code') continue;
+                const outputs = c.outputs || [];
+                out.push({index: i, count: c.execution_count,
+                          errors: outputs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
+                          stderr: outputs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
+                                         .map(o => [].concat(o.text).join('')).join('')});
+            }
+            return out; }""")
+        errors = [(c["index"], c["errors"]) for c in cells if c["errors"]]
+        assert errors == [], f"error outputs in the notebook: {errors}"
+        assert result == {"ok": True}, f"Run All did not succeed: {result}"
+        assert all(c["count"] is not None for c in cells), [c["index"] for c in cells if c["count"] is None]
+        return {c["index"]: c["stderr"] for c in cells if c["stderr"]}
+
+    def kernel_json(self, code: str):
+        """Run ``code`` in the notebook's kernel (not as a cell) and parse the JSON it prints."""
+        reply = self.page.evaluate("""async (code) => {
+            const kernel = window.__panel.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code: code, silent: false, store_history: false});
+            let text = ''; const errors = [];
+            future.onIOPub = (msg) => {
+                if (msg.header.msg_type === 'stream' && msg.content.name === 'stdout') text += msg.content.text;
+                if (msg.header.msg_type === 'error') errors.push(msg.content.ename + ': ' + msg.content.evalue);
+            };
+            const done = await future.done;
+            return {status: done.content.status, text: text, errors: errors}; }""", code)
+        assert reply["status"] == "ok" and reply["errors"] == [], reply
+        return json.loads(reply["text"])
+
+
+# The plotly FigureWidget of the live explorer as the browser draws it: decoded panel (trace 1) and its label.
+FIGURE_STATE = """(cell) => {
+    const gd = cell.querySelector('.js-plotly-plot');
+    const z = gd._fullData[1].z;
+    const label = gd._fullLayout.annotations[1].text;
+    const drawn = Array.from(gd.querySelectorAll('.annotation-text')).map(t => t.textContent);
+    return {z: Array.from(z, row => Array.from(row)), label: label, drawn: drawn.includes(label),
+            // the readouts print a minus sign (U+2212), the label a hyphen
+            readouts: Array.from(cell.querySelectorAll('.widget-readout'),
+                                 r => r.textContent.trim().replace('\u2212', '-'))};
+}"""
+
+
+def _kernel_state(page: LabPage, live: str, decoder: str) -> dict:
+    """The sliders' values in the kernel and the decoder's mean E[x|z] there (flattened)."""
+    return page.kernel_json(
+        "import json as _j, torch as _t\n"
+        f"_z = [float(s.value) for s in {live}.sliders]\n"
+        "with _t.no_grad():\n"
+        f"    _x = {decoder}(_t.tensor([_z], dtype=_t.float32)).reshape(-1)\n"
+        "print(_j.dumps({'z': _z, 'decoded': _x.tolist()}))\n"
+        "del _j, _t, _z, _x")
+
+
+def _label(z1: float, z2: float) -> str:
+    return f"decoded output at z = ({z1:.2f}, {z2:.2f})"
+
+
+def _max_abs_diff(image: list[list[float]], other: list[float] | list[list[float]]) -> float:
+    """Largest pixel difference between the browser's H × W image and another image (H × W or flattened)."""
+    a = [v for row in image for v in row]
+    b = [v for row in other for v in row] if other and isinstance(other[0], list) else list(other)
+    assert len(a) == len(b), f"images of {len(a)} and {len(b)} pixels"
+    return max(abs(u - v) for u, v in zip(a, b, strict=True))
+
+
+def test_live_explorer_slider_runs_the_decoder_in_the_kernel(browser, lab):
+    """Drag z₁ in the browser: the kernel decodes the new z and the FigureWidget shows it; no observer, no change."""
+    index, live, decoder = live_cell(CHAPTER)
+    page = LabPage(browser)
+    try:
+        _drive_live_explorer(page, lab, index, live, decoder)
+    except BaseException:
+        print(f"page errors: {page.errors}\nconsole errors: {page.console_errors}\nblocked: {page.outside}\n"
+              f"JupyterLab log:\n{lab.log_tail()}")
+        raise
+    finally:
+        page.page.close()
+
+
+def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, decoder: str) -> None:
+    started = time.monotonic()
+    page.open(lab, f"{CHAPTER}.ipynb")
+    opened = time.monotonic()
+    stderr = page.run_all()
+    ran = time.monotonic()
+    cell = page.page.evaluate_handle("(i) => window.__panel.content.widgets[i].node", index).as_element()
+    cell.scroll_into_view_if_needed()
+    cell.wait_for_selector(".js-plotly-plot .main-svg", timeout=KERNEL_ROUND_TRIP_MS)
+    sliders = cell.query_selector_all(".widget-slider")
+    assert len(sliders) == 2, f"expected the z₁ and z₂ sliders, found {len(sliders)}"
+    before = page.page.evaluate(FIGURE_STATE, cell)
+    kernel_before = _kernel_state(page, live, decoder)
+    assert before["label"] == _label(*kernel_before["z"]) == _label(0.0, 0.0) and before["drawn"], before["label"]
+    assert _max_abs_diff(before["z"], kernel_before["decoded"]) < 1e-3
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    cell.screenshot(path=str(SCREENSHOTS / f"live_lab_{CHAPTER}_before.png"))
+
+    # drag z₁'s handle to 80 % of its rail, as a reader does
+    rail = sliders[0].query_selector(".noUi-target").bounding_box()
+    handle = sliders[0].query_selector(".noUi-handle").bounding_box()
+    y = handle["y"] + handle["height"] / 2
+    page.page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    page.page.mouse.down()
+    page.page.mouse.move(rail["x"] + 0.8 * rail["width"], y, steps=8)
+    page.page.mouse.up()
+    # the label follows the slider's readout once the kernel's update for the last value has arrived
+    page.page.wait_for_function(f"""(cell) => {{ const s = ({FIGURE_STATE})(cell);
+        return s.label === 'decoded output at z = (' + s.readouts[0] + ', ' + s.readouts[1] + ')'
+               && s.readouts[0] !== '0.00'; }}""", arg=cell, timeout=KERNEL_ROUND_TRIP_MS, polling=100)
+    after = page.page.evaluate(FIGURE_STATE, cell)
+    cell.screenshot(path=str(SCREENSHOTS / f"live_lab_{CHAPTER}_after.png"))
+    kernel_after = _kernel_state(page, live, decoder)
+    z1, z2 = kernel_after["z"]
+    assert 1.0 < z1 < 2.6 and z2 == 0.0, kernel_after["z"]  # 80 % of [-3, 3] is 1.8 (the handle's width aside)
+    assert after["label"] == _label(z1, z2) and after["drawn"], after["label"]
+    assert after["z"] != before["z"], "the decoded panel did not change when z₁ moved"
+    assert _max_abs_diff(after["z"], kernel_after["decoded"]) < 1e-3, "the browser does not show E[x|z] at the new z"
+    assert _max_abs_diff(after["z"], before["z"]) > 0.5, "the decoded output barely changed"
+    moved = time.monotonic()
+
+    # control: without the observer, a move still reaches the kernel but the figure must stay as it is
+    page.kernel_json(f"{live}.sliders[0].unobserve({live}.update, names='value'); print('null')")
+    sliders[0].query_selector(".noUi-handle").focus()
+    page.page.keyboard.press("Home")  # z₁ to the low end of its range
+    deadline = time.monotonic() + KERNEL_ROUND_TRIP_MS / 1000
+    while _kernel_state(page, live, decoder)["z"][0] != -3.0:
+        assert time.monotonic() < deadline, "the keyboard move did not reach the kernel"
+        page.page.wait_for_timeout(200)
+    # an observer would have sent its update before the kernel answered; give the browser time to draw it
+    page.page.wait_for_timeout(2000)
+    detached = page.page.evaluate(FIGURE_STATE, cell)
+    assert detached["readouts"][0] == "-3.00"
+    assert detached["label"] == after["label"] and detached["z"] == after["z"], "the figure moved without its observer"
+
+    # with the observer back, the same keyboard path updates the figure again
+    page.kernel_json(f"{live}.sliders[0].observe({live}.update, names='value'); print('null')")
+    page.page.keyboard.press("ArrowRight")  # one step of (3 - (-3)) / 100: z₁ = -2.94
+    page.page.wait_for_function(f"(cell) => ({FIGURE_STATE})(cell).label === {json.dumps(_label(-2.94, 0.0))}",
+                                arg=cell, timeout=KERNEL_ROUND_TRIP_MS, polling=100)
+    kernel_end = _kernel_state(page, live, decoder)
+    assert _max_abs_diff(page.page.evaluate(FIGURE_STATE, cell)["z"], kernel_end["decoded"]) < 1e-3
+
+    status = page.page.evaluate("() => window.__panel.sessionContext.session.kernel.status")
+    assert status == "idle" and page.kernel_troubles() == [], (status, page.kernel_troubles())
+    assert page.errors == [], f"uncaught errors in the page: {page.errors}"
+    # requests we blocked log "net::ERR_FAILED"; any other console error (a widget that failed to load) fails
+    unexpected = [e for e in page.console_errors if "net::ERR_FAILED" not in e]
+    assert unexpected == [], f"console errors: {unexpected}"
+    print(f"\nopen {opened - started:.1f} s, Run All {ran - opened:.1f} s, drag {moved - ran:.1f} s, "
+          f"control {time.monotonic() - moved:.1f} s\nblocked requests: {page.outside}\n"
+          f"console errors: {page.console_errors}\nstderr of the cells: {stderr}")
