@@ -1,14 +1,62 @@
-"""The book's plotly renderer: HTML that the book keeps, with no library, no CDN, and the explorer script."""
+"""The book's plotly renderer: HTML that the book keeps, with no library, no CDN, the explorer script, and alt text."""
 
 from __future__ import annotations
 
+import sys
+import types
+from html.parser import HTMLParser
+
 import plotly.graph_objects as go
 import plotly.io as pio
+import pytest
+from plotly.subplots import make_subplots
 
-from vae_lib.display import BOOK_RENDERER, setup_notebook
+from vae_lib.display import BOOK_RENDERER, BookHtmlRenderer, figure_label, setup_notebook
 
 
-def test_setup_emits_plotly_json_for_jupyterlab_and_html_for_the_book():
+@pytest.fixture
+def restore_renderers():
+    """setup_notebook changes plotly's global renderers: put them back for the other tests of this worker."""
+    default, book = pio.renderers.default, pio.renderers[BOOK_RENDERER] if BOOK_RENDERER in pio.renderers else None
+    yield
+    if book is not None:
+        pio.renderers[BOOK_RENDERER] = book
+    pio.renderers.default = default
+
+
+class _Elements(HTMLParser):
+    """Every start tag with its attributes, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Elements()
+    parser.feed(html)
+    return parser.tags
+
+
+def _two_panel_figure() -> go.Figure:
+    fig = make_subplots(rows=1, cols=2)
+    fig.add_scatter(x=[0, 1], y=[1, 0], row=1, col=1)
+    fig.add_histogram(x=[0.1, 0.2, 0.2], row=1, col=2)
+    fig.update_layout(title='Gap <b>against</b> K<br>for x = "(1.5, 0.5)" & q')
+    fig.update_xaxes(title_text="z₁", row=1, col=1)
+    fig.update_yaxes(title_text="z₂", row=1, col=1)
+    fig.update_xaxes(title_text="gap [nats]", row=1, col=2)
+    fig.update_yaxes(title_text="count", row=1, col=2)
+    return fig
+
+
+# ---------------------------------------------------------------- the renderer in JupyterLab and the book
+
+
+def test_setup_emits_plotly_json_for_jupyterlab_and_html_for_the_book(restore_renderers):
     setup_notebook()
     assert pio.renderers.default == f"plotly_mimetype+{BOOK_RENDERER}"
     bundle = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))._repr_mimebundle_()
@@ -18,3 +66,79 @@ def test_setup_emits_plotly_json_for_jupyterlab_and_html_for_the_book():
     assert len(html) < 50_000, "plotly.js must not be embedded in every figure"
     assert "cdn" not in html.lower() and "https://" not in html
     assert "latent_explorer" in html  # the static explorer's script rides along as a post-script
+
+
+# ---------------------------------------------------------------- alt text
+
+
+def test_label_is_the_title_then_every_axis_title_as_plain_text():
+    label = figure_label(_two_panel_figure().to_dict())
+    assert label == 'Figure: Gap against K; for x = "(1.5, 0.5)" & q. Axes: z₁; z₂; gap [nats]; count'
+
+
+def test_label_without_a_title_names_the_axes_and_repeats_none():
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True)
+    fig.add_scatter(x=[0, 1], y=[1, 0], row=1, col=1)
+    fig.add_scatter(x=[0, 1], y=[0, 1], row=1, col=2)
+    fig.update_xaxes(title_text="epoch")  # both panels: the same title once
+    assert figure_label(fig.to_dict()) == "Figure. Axes: epoch"
+    assert figure_label({"layout": {"title": "plain <i>string</i> title"}}) == "Figure: plain string title"
+    assert figure_label({}) == "Figure"
+
+
+def test_label_orders_subplot_axes_by_number_not_by_name():
+    layout = {f"{a}axis{n if n > 1 else ''}": {"title": {"text": f"{a}{n}"}} for n in (1, 2, 10) for a in "yx"}
+    assert figure_label({"layout": layout}) == "Figure. Axes: x1; y1; x2; y2; x10; y10"
+
+
+def test_label_rejects_a_figure_object_with_a_clear_error():
+    with pytest.raises(TypeError, match="fig_dict"):
+        figure_label(go.Figure())
+
+
+def test_every_figure_is_wrapped_in_an_img_role_carrying_its_label():
+    fig = _two_panel_figure()
+    html = BookHtmlRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    tags = _elements(html)
+    tag, attrs = tags[0]
+    assert tag == "div" and attrs["role"] == "img"
+    assert attrs["aria-label"] == figure_label(fig.to_dict())  # quotes and & survive the attribute escaping
+    assert sum(a.get("role") == "img" for _, a in tags) == 1
+    assert any("plotly-graph-div" in (a.get("class") or "") for _, a in tags[1:]), "the plot sits inside the wrapper"
+    assert html.endswith("</div>")
+
+
+# ---------------------------------------------------------------- Google Colab (the "Colab" launch button)
+
+
+@pytest.fixture
+def fake_colab(monkeypatch):
+    """A stand-in for the google.colab package: records calls to enable_custom_widget_manager."""
+    calls: list[str] = []
+    google, colab, output = (types.ModuleType(n) for n in ("google", "google.colab", "google.colab.output"))
+    output.enable_custom_widget_manager = lambda: calls.append("enable_custom_widget_manager")
+    google.colab, colab.output = colab, output
+    for module in (google, colab, output):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    return calls
+
+
+def test_in_colab_figures_load_plotly_js_themselves_and_widgets_get_colabs_manager(fake_colab, restore_renderers):
+    setup_notebook()
+    assert pio.renderers.default == BOOK_RENDERER  # Colab ignores plotly's mime type: HTML only
+    assert fake_colab == ["enable_custom_widget_manager"]
+    html = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))._repr_mimebundle_()["text/html"]
+    assert 'src="https://cdn.plot.ly/' in html  # each Colab output is its own frame, with no plotly.js of its own
+    assert "latent_explorer" in html and 'role="img"' in html
+
+
+def test_outside_colab_nothing_is_fetched(restore_renderers):
+    assert "google.colab" not in sys.modules
+    setup_notebook()
+    html = BookHtmlRenderer().to_mimebundle(go.Figure().to_dict())["text/html"]
+    assert "<script" in html and " src=" not in html
+
+
+def test_renderer_rejects_a_non_bool_cdn_flag():
+    with pytest.raises(TypeError, match="plotlyjs_from_cdn"):
+        BookHtmlRenderer(plotlyjs_from_cdn="cdn")

@@ -5,19 +5,32 @@ Inside a kernel plotly 6+ emits only ``application/vnd.plotly.v1+json``; the boo
 ``notebook`` renderer embeds 4.6 MB of plotly.js in every output, while ``notebook_connected`` points
 at a CDN (blank offline). :func:`setup_notebook` registers a renderer that emits *both* the plotly mime
 type (JupyterLab draws it natively) and a small HTML snippet that calls the ``Plotly`` global; the
-book loads plotly.js once, from its own ``_static`` folder (see ``_ext/vendor_assets.py``).
+book loads plotly.js once, from its own ``_static`` folder (see ``_ext/static_page.py``).
+
+Each HTML figure is wrapped in an element with ``role="img"`` and an ``aria-label`` built from the
+figure's title and axis titles (:func:`figure_label`), so a screen reader announces what the figure shows.
+
+Google Colab (the book's "Colab" launch button) is the one place where the page has no plotly.js of its
+own and ignores plotly's mime type: every output there is a separate sandboxed frame. There, and only
+there, the HTML loads plotly.js from plotly's CDN (Colab is online by definition), as plotly's own
+``colab`` renderer does, and Colab's widget manager for third-party widgets is switched on.
 """
 
 from __future__ import annotations
 
+import html
+import importlib
+import re
 from importlib.resources import files
 
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "page_scripts", "setup_notebook"]
+__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "figure_label", "page_scripts", "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
+
+_AXIS_KEY = re.compile(r"^(x|y)axis(\d*)$")
 
 
 def page_scripts() -> list[str]:
@@ -30,25 +43,80 @@ def page_scripts() -> list[str]:
     return [f.read_text(encoding="utf-8") for f in scripts]
 
 
+def _title_text(title: object) -> str:
+    """The plain text of a plotly title (a string or ``{"text": ...}``), without its HTML tags."""
+    text = title.get("text", "") if isinstance(title, dict) else title
+    if not isinstance(text, str):
+        return ""
+    text = re.sub(r"\s*<br\s*/?>\s*", "; ", text, flags=re.IGNORECASE)  # a line break separates a subtitle
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return " ".join(text.split())
+
+
+def figure_label(fig_dict: dict) -> str:
+    """Alt text for a figure: its title, then its axis titles (x before y, subplot by subplot).
+
+    Used as the ``aria-label`` of the element that wraps each figure in the book's HTML (every chapter).
+    """
+    if not isinstance(fig_dict, dict):
+        raise TypeError(f"fig_dict must be a plotly figure dict, got {type(fig_dict).__name__}")
+    layout = fig_dict.get("layout") or {}
+    title = _title_text(layout.get("title"))
+    axes = sorted((int(m[2] or 1), m[1], key) for key in layout if (m := _AXIS_KEY.match(key)))
+    axis_titles: list[str] = []
+    for _, _, key in axes:
+        text = _title_text((layout[key] or {}).get("title"))
+        if text and text not in axis_titles:
+            axis_titles.append(text)
+    label = f"Figure: {title}" if title else "Figure"
+    if axis_titles:
+        label += ". Axes: " + "; ".join(axis_titles)
+    return label
+
+
+def _in_colab() -> bool:
+    """True inside a Google Colab kernel (the same test plotly uses to pick its ``colab`` renderer)."""
+    try:
+        importlib.import_module("google.colab")
+    except ImportError:
+        return False
+    return True
+
+
 class BookHtmlRenderer(MimetypeRenderer):
     """A ``text/html`` snippet that draws the figure with the page's ``Plotly`` global.
 
     No plotly.js (the book loads it once per page), no MathJax from a CDN (plotly's own HTML renderers
-    add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as a post-script.
+    add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as a post-script. The
+    figure sits in an element with ``role="img"`` and an ``aria-label`` from :func:`figure_label`.
+    ``plotlyjs_from_cdn=True`` (Colab only, see :func:`setup_notebook`) loads plotly.js from plotly's CDN.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plotlyjs_from_cdn: bool = False) -> None:
+        if not isinstance(plotlyjs_from_cdn, bool):
+            raise TypeError(f"plotlyjs_from_cdn must be a bool, got {type(plotlyjs_from_cdn).__name__}")
         self.post_scripts = page_scripts()
         self.config = {"displaylogo": False, "responsive": True}
+        self.include_plotlyjs: bool | str = "cdn" if plotlyjs_from_cdn else False
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
-        html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
-                           post_script=self.post_scripts, full_html=False, default_width="100%", auto_play=False,
-                           default_height=525, validate=False)
-        return {"text/html": html}
+        figure = pio.to_html(fig_dict, config=self.config, include_plotlyjs=self.include_plotlyjs,
+                             include_mathjax=False, post_script=self.post_scripts, full_html=False,
+                             default_width="100%", auto_play=False, default_height=525, validate=False)
+        label = html.escape(figure_label(fig_dict), quote=True)
+        return {"text/html": f'<div class="vae-book-figure" role="img" aria-label="{label}">{figure}</div>'}
 
 
 def setup_notebook() -> None:
-    """Make every plotly figure render in JupyterLab and in the built book (call once per chapter)."""
+    """Make every plotly figure render in JupyterLab and in the built book (call once per chapter).
+
+    In Google Colab the figures load plotly.js from plotly's CDN instead (see the module docstring).
+    """
+    if _in_colab():
+        pio.renderers[BOOK_RENDERER] = BookHtmlRenderer(plotlyjs_from_cdn=True)
+        pio.renderers.default = BOOK_RENDERER
+        # Colab draws third-party ipywidgets (anywidget, plotly's FigureWidget) only with its custom manager
+        importlib.import_module("google.colab.output").enable_custom_widget_manager()
+        return
     pio.renderers[BOOK_RENDERER] = BookHtmlRenderer()
     pio.renderers.default = f"plotly_mimetype+{BOOK_RENDERER}"

@@ -1,0 +1,301 @@
+"""How readers meet the book: launch buttons, Binder, the Pages workflow and the references (no build needed).
+
+Checks the invariants that keep these files consistent with each other: the Binder requirements are the
+reader's requirements plus torch's CPU build; the top-level requirements install here (no index line); the
+repository's address is written once, in _config.yml; the Pages workflow runs the README's build command; every
+citation in the book has a bibliography entry with the right authors, year and venue.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from pybtex.database import parse_file
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+INDEX_OPTIONS = ("--index-url", "--extra-index-url", "-i ", "--find-links", "-f ", "--no-index")
+CITE_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]*)`")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _lines(path: Path) -> list[str]:
+    """The non-empty, comment-free lines of a requirements file."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if line:
+            out.append(line)
+    return out
+
+
+def _expand(path: Path) -> list[tuple[Path, str]]:
+    """Every line of a requirements file with nested ``-r`` files expanded, as pip reads them.
+
+    pip resolves a nested ``-r`` relative to the file that contains it. Returns (file, line) pairs.
+    """
+    out = []
+    for line in _lines(path):
+        if line.startswith(("-r ", "--requirement ")):
+            nested = (path.parent / line.split(None, 1)[1]).resolve()
+            assert nested.is_file(), f"{path.name}: {line!r} does not resolve (relative to {path.parent})"
+            out.extend(_expand(nested))
+        else:
+            out.append((path, line))
+    return out
+
+
+def _requirements(pairs: list[tuple[Path, str]]) -> dict[str, Requirement]:
+    """Name -> requirement for the package lines (options and editable installs left out)."""
+    reqs: dict[str, list[Requirement]] = {}
+    for _, line in pairs:
+        if not line.startswith("-"):
+            req = Requirement(line)
+            reqs.setdefault(req.name.lower(), []).append(req)
+    return {name: Requirement(f"{name}{SpecifierSet(','.join(str(r.specifier) for r in rs))}")
+            for name, rs in reqs.items()}
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+
+def _workflow() -> dict:
+    data = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text(encoding="utf-8"))
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as the boolean True
+    return data
+
+
+def _steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def _book_markdown() -> dict[str, str]:
+    """The markdown of every page in book/: .md files and the markdown cells of the notebooks."""
+    texts = {p.name: p.read_text(encoding="utf-8") for p in BOOK.glob("*.md")}
+    for nb_path in BOOK.glob("*.ipynb"):
+        nb = nbformat.read(nb_path, as_version=4)
+        texts[nb_path.name] = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return texts
+
+
+def _cited_keys(text: str) -> list[str]:
+    return [key.strip() for keys in CITE_ROLE.findall(text) for key in keys.split(",") if key.strip()]
+
+
+@pytest.fixture(scope="module")
+def bib():
+    return parse_file(str(BOOK / "references.bib"), bib_format="bibtex")
+
+
+# ---------------------------------------------------------------- requirements and Binder
+
+
+def test_top_level_requirements_pin_torch_and_install_without_an_index():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        pairs = _expand(ROOT / name)
+        options = [line for _, line in pairs if line.startswith(INDEX_OPTIONS)]
+        assert options == [], f"{name} must install on machines without PyTorch's index: {options}"
+        assert CPU_INDEX not in (ROOT / name).read_text(encoding="utf-8")
+    reqs = _requirements(_expand(ROOT / "requirements.txt"))
+    assert str(reqs["torch"].specifier) == "==2.13.0"
+    assert "-e ." in _lines(ROOT / "requirements.txt"), "the reader's requirements install vae_lib itself"
+
+
+def test_top_level_torch_pin_matches_the_package_metadata():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    torch = [Requirement(d) for d in deps if Requirement(d).name == "torch"]
+    top = _requirements(_expand(ROOT / "requirements.txt"))["torch"]
+    assert [str(r.specifier) for r in torch] == [str(top.specifier)]
+
+
+def test_binder_installs_the_readers_requirements_plus_torchs_cpu_build():
+    binder = ROOT / "binder" / "requirements.txt"
+    own = _lines(binder)
+    assert f"--extra-index-url {CPU_INDEX}" in own or f"--index-url {CPU_INDEX}" in own
+    assert "-r ../requirements.txt" in own  # resolved relative to binder/: the top-level file
+    pairs = _expand(binder)
+    top = {line for _, line in _expand(ROOT / "requirements.txt")}
+    assert top <= {line for _, line in pairs}, "Binder must install every line of the reader's requirements"
+    torch = _requirements(pairs)["torch"]
+    assert torch.specifier.contains("2.13.0+cpu") and not torch.specifier.contains("2.13.0+cu126"), torch
+    assert not torch.specifier.contains("2.12.0+cpu")
+
+
+def test_binder_editable_install_resolves_from_the_repository_root():
+    """repo2docker runs ``pip install -r binder/requirements.txt`` in the repository root, and pip reads ``-e .``
+    relative to that working directory (not to the requirements file): the root must be the package."""
+    editable = [(path, line) for path, line in _expand(ROOT / "binder" / "requirements.txt") if line.startswith("-e ")]
+    assert [line for _, line in editable] == ["-e ."]
+    assert (ROOT / "pyproject.toml").is_file() and (ROOT / "vae_lib" / "__init__.py").is_file()
+
+
+def test_binder_pins_python_311():
+    assert (ROOT / "binder" / "runtime.txt").read_text(encoding="utf-8").strip() == "python-3.11"
+
+
+def test_cpu_index_appears_only_in_binder_and_the_pages_workflow():
+    allowed = {ROOT / "binder" / "requirements.txt", ROOT / ".github" / "workflows" / "pages.yml"}
+    candidates = [*ROOT.glob("*.txt"), *ROOT.glob("*.toml"), *ROOT.glob("*.cfg"), *(ROOT / "binder").iterdir(),
+                  *(ROOT / ".github" / "workflows").iterdir(), *(ROOT / ".ci").iterdir()]
+    holders = {p for p in candidates if p.is_file() and CPU_INDEX in p.read_text(encoding="utf-8")}
+    assert holders == allowed
+
+
+# ---------------------------------------------------------------- _config.yml: repository and launch buttons
+
+
+def test_repository_is_one_github_url_on_main_without_path_to_book():
+    repo = _config()["repository"]
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo["url"]), repo["url"]
+    assert repo["branch"] == "main"
+    assert "path_to_book" not in repo  # with it, Binder links pointed at ./book/...
+
+
+def test_repository_url_is_written_once_in_the_files_the_build_and_binder_read():
+    url = _config()["repository"]["url"]
+    files = [ROOT / "_config.yml", ROOT / "_toc.yml", *BOOK.glob("*.md"), *BOOK.glob("*.ipynb"),
+             *(ROOT / "binder").iterdir(), *(ROOT / ".github" / "workflows").iterdir()]
+    counts = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8").count(url) for p in files}
+    assert {k: v for k, v in counts.items() if v} == {"_config.yml": 1}
+    # book/intro.md reaches it through the YAML anchor, as a MyST substitution
+    assert _config()["parse"]["myst_substitutions"]["repository_url"] == url
+    assert "substitution" in _config()["parse"]["myst_enable_extensions"]
+    intro = (BOOK / "intro.md").read_text(encoding="utf-8")
+    assert re.search(r"\{\{[^}]*\brepository_url\b[^}]*\}\}", intro), "intro.md's Colab install line"
+
+
+def test_launch_buttons_binder_and_colab_without_thebe():
+    config = _config()
+    launch = config["launch_buttons"]
+    assert launch["binderhub_url"] == "https://mybinder.org"
+    assert launch["colab_url"] == "https://colab.research.google.com"
+    assert launch["notebook_interface"] == "jupyterlab"
+    # sphinx-thebe loads thebe from a CDN and its scripts are dropped from the page (_ext/static_page.py)
+    assert launch.get("thebe") is False
+    assert config["html"]["use_repository_button"] is True and config["html"]["use_issues_button"] is True
+
+
+def test_every_chapter_is_a_notebook_so_it_gets_launch_buttons():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    chapters = [c["file"] for c in toc["chapters"]]
+    for name in chapters[:-1]:
+        assert (ROOT / f"{name}.ipynb").is_file(), f"{name} is not a notebook: no Binder/Colab button"
+    assert chapters[-1] == "book/references" and (ROOT / "book" / "references.md").is_file()
+
+
+# ---------------------------------------------------------------- the GitHub Pages workflow
+
+
+def test_pages_workflow_builds_on_push_to_main_with_python_311():
+    workflow = _workflow()
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    python = [s["with"]["python-version"] for s in _steps(workflow)
+              if s.get("uses", "").startswith("actions/setup-python")]
+    assert python == ["3.11"]  # a string: an unquoted 3.11 is read as 3.11 the float, and 3.10 as 3.1
+
+
+def test_pages_workflow_installs_with_the_cpu_index_and_builds_with_the_readme_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme_build = re.search(r"jupyter-book build [^\n&`]*", readme)
+    assert readme_build, "README.md has no jupyter-book build command"
+    runs = [shlex.split(s["run"]) for s in _steps(_workflow()) if "run" in s]
+    assert shlex.split(readme_build.group(0).strip()) in runs
+    installs = [r for r in runs if "install" in r and "pip" in r]
+    assert len(installs) == 1
+    install = installs[0]
+    assert install[install.index("--extra-index-url") + 1] == CPU_INDEX
+    assert install[install.index("-r") + 1] == "requirements.txt"
+
+
+def test_pages_workflow_publishes_the_built_html_with_the_pages_actions():
+    workflow = _workflow()
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    assert workflow["concurrency"]["group"] and workflow["concurrency"]["cancel-in-progress"] is False
+    build_steps = workflow["jobs"]["build"]["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in build_steps]
+    build_index = next(i for i, s in enumerate(build_steps) if "jupyter-book build" in s.get("run", ""))
+    upload_index = uses.index("actions/upload-pages-artifact")
+    assert "actions/configure-pages" in uses and build_index < upload_index
+    assert build_steps[upload_index]["with"]["path"] == "_build/html"
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
+
+
+# ---------------------------------------------------------------- references
+
+
+# key: (authors' surnames, year, a word of the venue)
+REQUIRED = {
+    "kingma2014": (["Kingma", "Welling"], "2014", "ICLR"),
+    "rezende2014": (["Rezende", "Mohamed", "Wierstra"], "2014", "ICML"),
+    "burda2016": (["Burda", "Grosse", "Salakhutdinov"], "2016", "ICLR"),
+    "vandenoord2017": (["van den Oord", "Vinyals", "Kavukcuoglu"], "2017", "NeurIPS"),
+    "razavi2019": (["Razavi", "van den Oord", "Vinyals"], "2019", "NeurIPS"),
+    "higgins2017": (["Higgins", "Matthey", "Pal", "Burgess", "Glorot", "Botvinick", "Mohamed", "Lerchner"],
+                        "2017", "ICLR"),
+    "doersch2016": (["Doersch"], "2016", "1606.05908"),
+    "kingma2016": (["Kingma", "Salimans", "Jozefowicz", "Chen", "Sutskever", "Welling"], "2016", "NeurIPS"),
+    "cremer2018": (["Cremer", "Li", "Duvenaud"], "2018", "ICML"),
+    "williams1992": (["Williams"], "1992", "Machine Learning"),
+    "bowman2016": (["Bowman", "Vilnis", "Vinyals", "Dai", "Jozefowicz", "Bengio"], "2016", "CoNLL"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(REQUIRED))
+def test_bibliography_has_the_papers_with_authors_year_and_venue(bib, key):
+    authors, year, venue = REQUIRED[key]
+    entry = bib.entries[key]
+    surnames = [" ".join(p.prelast_names + p.last_names) for p in entry.persons["author"]]
+    assert surnames == authors
+    assert entry.fields["year"] == year
+    where = " ".join(entry.fields.get(f, "") for f in ("booktitle", "journal", "eprint"))
+    assert venue in where, (key, where)
+
+
+def test_the_five_sources_are_misc_entries_numbered_like_the_chapters_call_them(bib):
+    seeds = sorted(k for k in bib.entries if k.startswith("seed"))
+    assert seeds == [f"seed00{i}" for i in range(5)]
+    for key in seeds:
+        entry = bib.entries[key]
+        assert entry.type == "misc" and entry.fields["title"]
+        assert f"Source write-up {key[4:]}" in entry.fields["note"]
+
+
+def test_every_citation_in_the_book_has_an_entry(bib):
+    cited = {name: _cited_keys(text) for name, text in _book_markdown().items()}
+    missing = {name: sorted(set(keys) - set(bib.entries)) for name, keys in cited.items()}
+    assert {name: keys for name, keys in missing.items() if keys} == {}
+    assert sum(map(len, cited.values())) >= 20  # the chapters do cite
+
+
+def test_no_citation_hides_in_a_code_cell():
+    for nb_path in BOOK.glob("*.ipynb"):
+        nb = nbformat.read(nb_path, as_version=4)
+        assert not any(CITE_ROLE.search(c.source) for c in nb.cells if c.cell_type == "code"), nb_path.name
+
+
+def test_references_page_lists_papers_and_sources_from_the_configured_bib_file():
+    config = _config()
+    assert config["bibtex_bibfiles"] == ["book/references.bib"]
+    page = (BOOK / "references.md").read_text(encoding="utf-8")
+    assert page.count("```{bibliography}") == 2
+    assert ':filter: not key % "^seed"' in page and ':filter: key % "^seed"' in page
+
+
+def test_sources_are_first_cited_in_order_so_their_labels_s1_to_s5_follow_seeds_000_to_004():
+    """The sources list is in citation order (unsrt); intro.md, the first page, cites them first, in order."""
+    order = [k for k in _cited_keys((BOOK / "intro.md").read_text(encoding="utf-8")) if k.startswith("seed")]
+    assert order[:5] == [f"seed00{i}" for i in range(5)]
