@@ -27,8 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
-PAGES = ["book/intro.html"] + [f"book/{c}.html" for c in CHAPTERS]
+
+
+def _toc_files() -> list[str]:
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+
+
+# the chapters the book builds: notebooks listed in _toc.yml (a notebook outside the table of contents is not built)
+CHAPTERS = [Path(f).name for f in _toc_files() if (ROOT / f"{f}.ipynb").is_file()]
+PAGES = [f"{f}.html" for f in _toc_files()]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 EXPLORERS = ("Array.from(document.querySelectorAll('.plotly-graph-div'))"
              ".filter(g => g.layout.meta && g.layout.meta.latent_explorer)")
@@ -177,6 +187,41 @@ def test_no_widget_pretends_to_work_in_the_static_page(browser, server, chapter)
     visit.page.close()
     assert found["views"] == 0 and found["reprs"] == 0, found
     assert found["notes"] == live_widget_cells(chapter), found
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figures_have_alt_text_and_chapters_have_launch_links(browser, server, chapter):
+    """Every figure is announced by an aria-label; each chapter links to itself on Binder and Colab; no Thebe."""
+    visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    found = visit.page.evaluate("""() => ({
+        unlabelled: Array.from(document.querySelectorAll('.plotly-graph-div')).filter(g => {
+            const box = g.closest('[role=img]');
+            return !box || !(box.getAttribute('aria-label') || '').trim(); }).length,
+        launch: Array.from(document.querySelectorAll('a[href]')).map(a => a.href)
+            .filter(h => h.includes('mybinder.org') || h.includes('colab.research.google.com')),
+        thebe: Array.from(document.scripts).filter(s => /thebe/i.test(s.src || s.textContent)).length})""")
+    visit.page.close()
+    assert found["unlabelled"] == 0, found
+    assert found["thebe"] == 0, found
+    binder = [h for h in found["launch"] if "mybinder.org" in h]
+    colab = [h for h in found["launch"] if "colab.research.google.com" in h]
+    assert binder and all(f"book/{chapter}.ipynb" in h for h in binder), binder
+    assert colab and all(h.endswith(f"book/{chapter}.ipynb") for h in colab), colab
+
+
+def test_citations_resolve_on_the_references_page(browser, server):
+    visit = PageVisit(browser, f"{server}/book/references.html")
+    ids = set(visit.page.evaluate("() => Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+    visit.page.close()
+    missing, cited = [], 0
+    for chapter in CHAPTERS:
+        visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+        hrefs = visit.page.evaluate(
+            "() => Array.from(document.querySelectorAll('a[href*=\"references.html#\"]')).map(a => a.href)")
+        visit.page.close()
+        cited += len(hrefs)
+        missing += [h for h in hrefs if h.split("#", 1)[1] not in ids]
+    assert cited > 10 and missing == [], (cited, missing)
 
 
 def _decoded(page, index: int) -> dict:

@@ -16,7 +16,10 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.estimators` — score-function vs reparameterization gradients, baselines (chapter 4);
 * :mod:`vae_lib.evaluation`, :mod:`vae_lib.pitfalls`, :mod:`vae_lib.collapse`, :mod:`vae_lib.generation` — scoring
   in nats, the loss-scale pitfall, posterior collapse, generation and scoring (chapter 5);
-* :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``), :mod:`vae_lib.display` —
+* :mod:`vae_lib.rate_distortion` — the ELBO as −(distortion + rate), the β-objective (chapter 5);
+* :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
+* :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
+  :mod:`vae_lib.display` —
   figure builders and the plotly renderer setup.
 """
 
@@ -57,6 +60,18 @@ from .posterior_explorer import (
 )
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
 from .train import TrainConfig, TrainHistory, fit
+from .vq import (
+    VQVAE,
+    AutoregressiveCodePrior,
+    AutoregressivePriorConfig,
+    EmpiricalCodePrior,
+    VQVAEConfig,
+    nearest_code,
+    quantise,
+    straight_through,
+    uniform_prior_kl,
+    vq_elbo,
+)
 
 __all__ = [
     "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "live_posterior_explorer", "log_q_on_grid",
@@ -70,4 +85,6 @@ __all__ = [
     "kl_monte_carlo", "live_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
     "mixture_log_density", "phase_diagram_figure", "repeated_log_marginal_estimates", "sample", "sample_mixture",
     "setup_notebook", "standard_normal_prior",
+    "AutoregressiveCodePrior", "AutoregressivePriorConfig", "EmpiricalCodePrior", "VQVAE", "VQVAEConfig",
+    "nearest_code", "quantise", "straight_through", "uniform_prior_kl", "vq_elbo",
 ]

@@ -1,0 +1,148 @@
+"""Figure builders of the VQ-VAE chapter. Each returns a plotly ``Figure`` and never shows it.
+
+* :func:`voronoi_figure` — encoder outputs z_e(x) over the codebook's Voronoi cells (one panel per model);
+* :func:`add_codebook` — the codes e_j as markers on a :func:`vae_lib.phase_diagram_figure`;
+* :func:`code_usage_figure` — how often each code is chosen;
+* :func:`bound_figure` — −log p_θ(x|z_q) + (−log p(k)) stacked per prior, with the exact −log p_θ(x).
+
+Colours: the Okabe–Ito palette of :mod:`vae_lib.figures` (digits also differ by marker symbol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import Tensor
+
+from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
+from .vq import nearest_code
+
+__all__ = ["add_codebook", "bound_figure", "code_usage_figure", "voronoi_figure"]
+
+CODE_COLOUR = "#000000"
+CELL_LINE = "#777777"
+_BAR_COLOURS = [OKABE_ITO[i] for i in (4, 5, 2, 0)]
+
+
+def _square_range(points: list[Tensor], margin: float = 0.1) -> tuple[float, float]:
+    """A symmetric window [−r, r] that holds every point, with a relative margin."""
+    r = max(float(p.abs().max()) for p in points)
+    return -r * (1 + margin), r * (1 + margin)
+
+
+def _codebook_trace(codebook: Tensor, showlegend: bool = True) -> go.Scatter:
+    e = _np(codebook)
+    return go.Scatter(x=e[:, 0], y=e[:, 1], mode="markers+text", name="codebook e_j", showlegend=showlegend,
+                      legendgroup="codebook", text=[str(j + 1) for j in range(len(e))], textposition="top right",
+                      textfont=dict(size=11, color=CODE_COLOUR),
+                      marker=dict(symbol="star", size=13, color=OKABE_ITO[3], line=dict(width=1.2, color=CODE_COLOUR)),
+                      hovertemplate="code e_%{text} = (%{x:.2f}, %{y:.2f})<extra></extra>")
+
+
+def _cell_boundaries(codebook: Tensor, lo: float, hi: float, n_grid: int, colour: str, width: float) -> go.Contour:
+    """Boundaries of the Voronoi cells of a codebook (K, 2) over [lo, hi]²: contour lines of the nearest-code index
+    at every half-integer, on an n_grid × n_grid grid (z[i][j] is the cell of the point (x[j], y[i]))."""
+    axis = torch.linspace(lo, hi, n_grid)
+    gy, gx = torch.meshgrid(axis, axis, indexing="ij")
+    cells = nearest_code(torch.stack([gx, gy], -1), codebook.float())  # (n_grid, n_grid)
+    k = codebook.shape[0]
+    return go.Contour(x=_np(axis), y=_np(axis), z=cells.numpy(), showscale=False, hoverinfo="skip",
+                      name="Voronoi cell boundaries", contours=dict(start=0.5, end=max(k - 1.5, 0.5), size=1,
+                                                                    coloring="lines"),
+                      colorscale=[[0, colour], [1, colour]], line=dict(width=width, smoothing=0))
+
+
+def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, *, title: str,
+                   z_range: tuple[float, float] | None = None, n_grid: int = 241) -> go.Figure:
+    """Each panel: points z_e (N, 2) coloured by digit label (N,), the codebook (K, 2) as stars, and the boundaries
+    of its Voronoi cells {z : argmin_j ‖z − e_j‖² = k} (contours of the nearest-code index on an ``n_grid``² grid).
+    """
+    names = list(panels)
+    lab = _np(labels).reshape(-1)
+    checked = {}
+    for name in names:
+        z_e, codebook = (torch.as_tensor(t, dtype=torch.float32) for t in panels[name])
+        if codebook.dim() != 2 or codebook.shape[1] != 2 or z_e.dim() != 2 or z_e.shape[1] != 2:
+            raise ValueError(f"panels[{name!r}] must hold z_e (N, 2) and a codebook (K, 2), "
+                             f"got {tuple(z_e.shape)} and {tuple(codebook.shape)}")
+        if z_e.shape[0] != lab.shape[0]:
+            raise ValueError(f"labels must have one entry per row of z_e, got {lab.shape[0]} and {z_e.shape[0]}")
+        checked[name] = (z_e, codebook)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    for col, name in enumerate(names, start=1):
+        z_e, codebook = checked[name]
+        lo, hi = z_range or _square_range([z_e, codebook])
+        fig.add_trace(_cell_boundaries(codebook, lo, hi, n_grid, CELL_LINE, 1.3), row=1, col=col)
+        z = _np(z_e)
+        for digit in range(10):
+            sel = lab == digit
+            fig.add_trace(go.Scattergl(
+                x=z[sel, 0], y=z[sel, 1], mode="markers", name=str(digit), legendgroup=str(digit), showlegend=col == 1,
+                marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=5, opacity=0.75,
+                            line=dict(width=0.4, color="white")),
+                hovertemplate=f"digit {digit}<br>z_e = (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"), row=1, col=col)
+        fig.add_trace(_codebook_trace(codebook, showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(title_text="z_e,1 (and e_j,1)", range=[lo, hi], constrain="domain", row=1, col=col)
+        fig.update_yaxes(title_text="z_e,2 (and e_j,2)", range=[lo, hi], scaleanchor=f"x{col if col > 1 else ''}",
+                         constrain="domain", row=1, col=col)
+    fig.update_layout(title=title, height=520, legend=dict(title="test digit"), plot_bgcolor="white")
+    return fig
+
+
+def add_codebook(fig: go.Figure, codebook: Tensor, *, cells: bool = True, n_grid: int = 241) -> go.Figure:
+    """Overlay the codes e_j (K, 2) and (``cells``) the boundaries of their Voronoi cells on a
+    :func:`vae_lib.phase_diagram_figure`'s phase diagram. The traces are appended after the explorer's own, which its
+    static script addresses by index. Returns the same figure."""
+    if not isinstance(fig, go.Figure) or "latent_explorer" not in (fig.layout.meta or {}):
+        raise TypeError("fig must be a figure returned by vae_lib.phase_diagram_figure")
+    codebook = torch.as_tensor(codebook).detach()
+    if codebook.dim() != 2 or codebook.shape[1] != 2:
+        raise ValueError(f"codebook must have shape (K, 2), got {tuple(codebook.shape)}")
+    if cells:
+        mosaic = fig.data[0]
+        rows, cols = len(mosaic.z), len(mosaic.z[0])
+        lo, hi = mosaic.x0 - mosaic.dx / 2, mosaic.x0 + (cols - 0.5) * mosaic.dx
+        boundaries = _cell_boundaries(codebook, lo, hi, n_grid, OKABE_ITO[4], 2.0)
+        fig.add_trace(boundaries, row=1, col=1)
+        fig.update_xaxes(range=[lo, hi], row=1, col=1)
+        fig.update_yaxes(range=[mosaic.y0 - mosaic.dy / 2, mosaic.y0 + (rows - 0.5) * mosaic.dy], row=1, col=1)
+    fig.add_trace(_codebook_trace(codebook), row=1, col=1)
+    fig.update_layout(showlegend=True, legend=dict(x=1.02, y=1.0, xanchor="left"))
+    return fig
+
+
+def code_usage_figure(frequencies: Mapping[str, Tensor], *, title: str) -> go.Figure:
+    """Grouped bars of the fraction of inputs assigned to each code j (one group of bars per entry, each (K,))."""
+    fig = go.Figure()
+    for i, (name, f) in enumerate(frequencies.items()):
+        v = _np(f).reshape(-1)
+        fig.add_trace(go.Bar(x=[str(j + 1) for j in range(len(v))], y=v, name=name,
+                             marker=dict(color=_BAR_COLOURS[i % len(_BAR_COLOURS)])))
+    fig.update_xaxes(title_text="code j", type="category")
+    fig.update_yaxes(title_text="fraction of images with k(x) = j")
+    fig.update_layout(title=title, height=380, barmode="group", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def bound_figure(reconstruction_nll: float, prior_nll: Mapping[str, float], exact_nll: Mapping[str, float], *,
+                 title: str) -> go.Figure:
+    """Per prior p(k): the bound −L = −log p_θ(x|z_q) + (−log p(k(x))) as stacked bars, and the exact −log p_θ(x)
+    as a marker (all means over the test set, nats per image)."""
+    names = list(prior_nll)
+    if set(exact_nll) != set(names):
+        raise ValueError(f"exact_nll must have the same priors as prior_nll, got {sorted(exact_nll)} and {names}")
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=names, y=[reconstruction_nll] * len(names), name="−log p_θ(x | z_q(x))",
+                         marker=dict(color=OKABE_ITO[4])))
+    fig.add_trace(go.Bar(x=names, y=[prior_nll[n] for n in names], name="−log p(k(x)): the KL term",
+                         marker=dict(color=OKABE_ITO[0])))
+    fig.add_trace(go.Scatter(x=names, y=[exact_nll[n] for n in names], mode="markers", name="exact −log p_θ(x)",
+                             marker=dict(symbol="line-ew", size=40, line=dict(width=4, color=OKABE_ITO[5]))))
+    top = max(reconstruction_nll + max(prior_nll.values()), max(exact_nll.values()))
+    fig.update_yaxes(title_text="nats per test image", range=[0.8 * reconstruction_nll, 1.02 * top])
+    fig.update_xaxes(title_text="prior p(k) over the code tuples")
+    fig.update_layout(title=title, height=420, barmode="stack", legend=dict(orientation="h", y=-0.25))
+    return fig
