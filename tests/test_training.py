@@ -194,6 +194,15 @@ class TestUse:
         with pytest.raises(TypeError, match="phase_diagram_figure"):
             add_latent_codes(fig.__class__(), torch.zeros(1, 2), torch.zeros(1))
 
+    def test_latent_density_figure_draws_each_density_and_checks_lengths(self):
+        from vae_lib.figures_training import latent_density_figure
+        z = torch.linspace(-3, 3, 7)
+        fig = latent_density_figure(z, {"p(z)": torch.exp(-z**2 / 2), "q(z)": torch.ones(7)}, title="t")
+        assert [t.name for t in fig.data] == ["p(z)", "q(z)"] and list(fig.data[1].y) == [1.0] * 7
+        assert fig.data[0].line.color != fig.data[1].line.color and fig.layout.xaxis.title.text == "z"
+        with pytest.raises(ValueError, match="one value per z"):
+            latent_density_figure(z, {"bad": torch.ones(6)}, title="t")
+
     def test_sampled_observations_have_the_decoder_moments(self):
         from vae_lib.generation import sample_observations
         vae = VAE(VAEConfig(data_dim=2, latent_dim=1, hidden=(4,), likelihood="gaussian", x_scale=5.0))

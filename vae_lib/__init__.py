@@ -16,6 +16,7 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.estimators` — score-function vs reparameterization gradients, baselines (chapter 4);
 * :mod:`vae_lib.evaluation`, :mod:`vae_lib.pitfalls`, :mod:`vae_lib.collapse`, :mod:`vae_lib.generation` — scoring
   in nats, the loss-scale pitfall, posterior collapse, generation and scoring (chapter 5);
+* :mod:`vae_lib.priors` — the learned mixture prior p_ψ(z) and the VAE that uses it (chapter 5);
 * :mod:`vae_lib.rate_distortion` — the ELBO as −(distortion + rate), the β-objective (chapter 5);
 * :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
 * :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
@@ -58,6 +59,7 @@ from .posterior_explorer import (
     posterior_grid,
     quadrature_elbo,
 )
+from .priors import MixturePrior, MixturePriorConfig, MixturePriorVAE, mixture_kl_upper_bound
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
 from .train import TrainConfig, TrainHistory, fit
 from .vq import (
@@ -87,4 +89,5 @@ __all__ = [
     "setup_notebook", "standard_normal_prior",
     "AutoregressiveCodePrior", "AutoregressivePriorConfig", "EmpiricalCodePrior", "VQVAE", "VQVAEConfig",
     "nearest_code", "quantise", "straight_through", "uniform_prior_kl", "vq_elbo",
+    "MixturePrior", "MixturePriorConfig", "MixturePriorVAE", "mixture_kl_upper_bound",
 ]

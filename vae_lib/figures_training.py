@@ -15,7 +15,8 @@ from torch import Tensor
 from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
 from .train import TrainHistory
 
-__all__ = ["add_latent_codes", "history_figure", "kl_per_dimension_figure", "mixture_figure", "score_figure"]
+__all__ = ["add_latent_codes", "history_figure", "kl_per_dimension_figure", "latent_density_figure", "mixture_figure",
+           "score_figure"]
 
 _LINE_COLOURS = [OKABE_ITO[i] for i in (4, 5, 2, 0, 6, 1, 7)]
 
@@ -37,6 +38,24 @@ def history_figure(histories: Mapping[str, TrainHistory], *, title: str) -> go.F
     fig.update_yaxes(title_text="nats", row=1, col=1)
     fig.update_yaxes(title_text="nats", row=1, col=2)
     fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def latent_density_figure(z: Tensor, densities: Mapping[str, Tensor], *, title: str) -> go.Figure:
+    """Densities over a 1-D latent z (the priors and the aggregate posterior of the training chapter), one line each."""
+    zz = _np(z).reshape(-1)
+    fig = go.Figure()
+    dashes = ("solid", "dash", "dot", "dashdot")
+    for k, (name, density) in enumerate(densities.items()):
+        d = _np(density).reshape(-1)
+        if d.shape != zz.shape:
+            raise ValueError(f"densities[{name!r}] must have one value per z ({zz.size}), got shape {d.shape}")
+        fig.add_trace(go.Scatter(x=zz, y=d, name=name, mode="lines",
+                                 line=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)], width=2.5,
+                                           dash=dashes[k % len(dashes)])))
+    fig.update_xaxes(title_text="z")
+    fig.update_yaxes(title_text="density", rangemode="tozero")
+    fig.update_layout(title=title, height=380, legend=dict(orientation="h", y=-0.25))
     return fig
 
 

@@ -24,11 +24,9 @@ def _vae(model: object) -> VAE:
 
 
 def sample_images(model: VAE, n: int, *, generator: torch.Generator) -> Tensor:
-    """E[x|z] for n draws z ~ p(z) = N(0, I), shape (n, D)."""
+    """E[x|z] for n draws z ~ p(z) (the model's prior: N(0, I) or a learned one), shape (n, D)."""
     model = _vae(model)
-    n = check_count("n", n)
-    check_generator(generator)
-    z = torch.randn(n, model.config.latent_dim, generator=generator)  # (n, L)
+    z = model.sample_prior(n, generator=generator)  # (n, L)
     with torch.no_grad():
         return model.decode_mean(z)
 
@@ -36,12 +34,10 @@ def sample_images(model: VAE, n: int, *, generator: torch.Generator) -> Tensor:
 def sample_observations(model: VAE, n: int, *, generator: torch.Generator) -> Tensor:
     """n draws x ~ p_θ(x) in data units: z ~ p(z), then x ~ p_θ(x|z) (Gaussian decoders), shape (n, D)."""
     model = _vae(model)
-    n = check_count("n", n)
-    check_generator(generator)
     c = model.config
     if c.likelihood not in ("gaussian", "gaussian_fixed"):
         raise ValueError(f"sample_observations supports the Gaussian decoders, got {c.likelihood!r}")
-    z = torch.randn(n, c.latent_dim, generator=generator)  # (n, L)
+    z = model.sample_prior(n, generator=generator)  # (n, L), from the model's prior
     with torch.no_grad():
         out = model.decoder(z)
         if c.likelihood == "gaussian":

@@ -1,4 +1,5 @@
-"""Diagnostics of a latent space (chapter 1: the holes in an autoencoder's latent space)."""
+"""Diagnostics of a latent space (chapter 1: the holes in an autoencoder's latent space; chapter 5: the aggregate
+posterior that a learned prior should match)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from torch import Tensor
 
 from ._checks import as_tensor
 
-__all__ = ["hole_fraction"]
+__all__ = ["aggregate_posterior_log_density", "hole_fraction"]
 
 
 def hole_fraction(codes: Tensor, z: Tensor, factor: float = 3.0) -> float:
@@ -28,3 +29,20 @@ def hole_fraction(codes: Tensor, z: Tensor, factor: float = 3.0) -> float:
     spacing = torch.cdist(codes, codes).fill_diagonal_(float("inf")).min(1).values.median()  # typical gap
     nearest = torch.cdist(z, codes).min(1).values  # (M,)
     return (nearest > factor * spacing).float().mean().item()
+
+
+def aggregate_posterior_log_density(mean: Tensor, log_var: Tensor, z: Tensor) -> Tensor:
+    """log q(z) of the aggregate posterior q(z) = (1/N) Σ_n N(z; μ_n, diag σ_n²) at each row of z.
+
+    mean, log_var (N, L): the encoder's q_φ(z|x_n) for N inputs; z (M, L) -> (M,). For a fixed encoder this
+    mixture is the prior that maximises the average ELBO (the training chapter's learned prior imitates it).
+    """
+    mean = as_tensor("mean", mean, ndim=2)
+    log_var = as_tensor("log_var", log_var, ndim=2)
+    z = as_tensor("z", z, ndim=2)
+    if log_var.shape != mean.shape:
+        raise ValueError(f"log_var must have the shape of mean {tuple(mean.shape)}, got {tuple(log_var.shape)}")
+    if z.shape[1] != mean.shape[1]:
+        raise ValueError(f"z must have latent size {mean.shape[1]} like mean, got {z.shape[1]}")
+    per_input = torch.distributions.Normal(mean, torch.exp(0.5 * log_var)).log_prob(z[:, None, :]).sum(-1)  # (M, N)
+    return torch.logsumexp(per_input, dim=1) - torch.log(torch.tensor(float(mean.shape[0]), dtype=per_input.dtype))

@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Independent, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from ._checks import as_tensor, check_count, check_generator, check_last_dim
 from .gaussian import diag_gaussian, sample, standard_normal_prior
@@ -104,7 +104,23 @@ class VAE(nn.Module):
                "gaussian": 2 * c.data_dim, "gaussian_fixed": c.data_dim}[c.likelihood]
         self.encoder = _seeded(c.seed, lambda: mlp((c.data_dim, *c.hidden, 2 * c.latent_dim)))
         self.decoder = _seeded(c.seed + 1, lambda: mlp((c.latent_dim, *c.hidden[::-1], out)))
-        self.prior = standard_normal_prior(c.latent_dim)
+        self._prior = standard_normal_prior(c.latent_dim)
+
+    # -- prior ---------------------------------------------------------------------------------
+    @property
+    def prior(self) -> Distribution:
+        """p(z) = N(0, I_L), event shape (L,) (a subclass with a learned prior, :mod:`vae_lib.priors`, overrides it)."""
+        return self._prior
+
+    @prior.setter
+    def prior(self, value: Distribution) -> None:
+        self._prior = value
+
+    def sample_prior(self, n: int, *, generator: torch.Generator) -> Tensor:
+        """n draws z ~ p(z) = N(0, I_L), shape (n, L) (vae_lib.priors overrides it with the learned prior)."""
+        n = check_count("n", n)
+        check_generator(generator)
+        return torch.randn(n, self.config.latent_dim, generator=generator)  # (n, L)
 
     # -- encoder -------------------------------------------------------------------------------
     def _check_x(self, x: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ u ~ U[0, 1)^D to every batch of integer pixel levels (the training chapter's con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,8 @@ from .models import VAE
 
 __all__ = ["TrainConfig", "TrainHistory", "fit", "kl_weight_schedule", "weighted_objective"]
 
+_LR_SCHEDULES = ("constant", "cosine")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -31,7 +34,9 @@ class TrainConfig:
 
     ``kl_weight`` is β (1 gives the ELBO); ``kl_warmup_epochs`` > 0 anneals it linearly, β_t = β·t/T for
     epochs t = 0 … T−1 and β afterwards; ``free_bits`` is λ ≥ 0 nats per latent dimension; ``dequantize``
-    adds u ~ U[0, 1)^D to each batch.
+    adds u ~ U[0, 1)^D to each batch. ``lr_schedule`` ``"constant"`` keeps ``learning_rate``; ``"cosine"``
+    decays it after every mini-batch step s = 0 … S−1 as η_s = η·½(1 + cos(π s / S)), S the total number of
+    steps, so the last steps average out the gradient noise.
     """
 
     epochs: int = 100
@@ -43,6 +48,7 @@ class TrainConfig:
     kl_warmup_epochs: int = 0
     free_bits: float = 0.0
     dequantize: bool = False
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
         check_count("epochs", self.epochs)
@@ -54,6 +60,8 @@ class TrainConfig:
         check_count("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0)
         if not self.free_bits >= 0:
             raise ValueError(f"free_bits must be >= 0 (nats per latent dimension), got {self.free_bits}")
+        if self.lr_schedule not in _LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     @property
     def is_plain_elbo(self) -> bool:
@@ -125,6 +133,10 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history = TrainHistory()
     n = x_train.shape[0]
+    scheduler = None
+    if config.lr_schedule == "cosine":  # one step per mini-batch, ceil(n / batch_size) of them per epoch
+        total_steps = config.epochs * -(-n // config.batch_size)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps)
     model.train()
     for beta in tqdm(kl_weight_schedule(config), desc=type(model).__name__, disable=not config.progress,
                      mininterval=1.0):
@@ -144,6 +156,8 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * batch.shape[0]
         history.loss.append(total / n)
         history.kl_weight.append(beta)
