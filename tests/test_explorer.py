@@ -105,3 +105,13 @@ def test_explorer_rejects_bad_arguments(kwargs, match):
 def test_decoder_with_wrong_output_size_is_named():
     with pytest.raises(ValueError, match="decode must return shape"):
         decode_grid(coordinate_decoder, (3, 3), n=3)
+
+
+def test_live_explorer_state_is_strict_json():
+    """The mosaic's NaN gaps must not reach the widget comm (jupyter_client warns on non-JSON floats)."""
+    import json
+
+    box = live_explorer(lambda z: torch.zeros(z.shape[0], 64), (8, 8), n_mosaic=4)
+    json.dumps(box.figure.get_state()["_widget_data"], allow_nan=False)
+    z = box.figure.data[0].z
+    assert any(v is None for row in z for v in row) and all(v is None or v == v for row in z for v in row)

@@ -184,19 +184,28 @@ def live_explorer(decode: Decoder, image_shape: tuple[int, int], *, z_range: tup
         with torch.no_grad():
             return decode(torch.tensor([[z1, z2]], dtype=torch.float32)).reshape(h, w).numpy()
 
-    fig = go.FigureWidget(_base_figure(coarse, torch.as_tensor(decode_one(0.0, 0.0)),
-                                       (float(value_range[0]), float(value_range[1])), title, radius))
+    base = _base_figure(coarse, torch.as_tensor(decode_one(0.0, 0.0)),
+                        (float(value_range[0]), float(value_range[1])), title, radius)
+    # the widget's state travels as strict JSON: the mosaic's blank NaN gaps become null (drawn blank all the same)
+    base.data[0].z = [[None if v != v else v for v in row] for row in np.asarray(base.data[0].z).tolist()]
+    fig = go.FigureWidget(base)
     step = (hi - lo) / 100
     sliders = [widgets.FloatSlider(value=0.0, min=lo, max=hi, step=step, description=name, continuous_update=True,
                                    readout_format=".2f") for name in ("z₁", "z₂")]
 
+    marker = fig.layout.shapes[0].to_plotly_json()  # only its position changes
+    titles = [a.to_plotly_json() for a in fig.layout.annotations]  # the subplot titles; [1] is the label
+
     def update(_change: object = None) -> None:
         z1, z2 = sliders[0].value, sliders[1].value
-        image = decode_one(z1, z2)
-        with fig.batch_update():
-            fig.data[1].z = image
-            fig.layout.shapes[0].update(x0=z1 - radius, x1=z1 + radius, y0=z2 - radius, y1=z2 + radius)
-            fig.layout.annotations[1].text = LABEL_FORMAT.format(z1=f"{z1:.2f}", z2=f"{z2:.2f}")
+        image = decode_one(z1, z2)  # (H, W)
+        # One plotly_update that replaces the (one-element) shapes list and the two titles whole: plotly.py
+        # validates a dotted path such as "shapes[0].x0" at about 1 ms per key, a whole list in about 0.1 ms.
+        fig.plotly_update(
+            restyle_data={"z": [image]}, trace_indexes=[1],
+            relayout_data={"shapes": [dict(marker, x0=z1 - radius, x1=z1 + radius, y0=z2 - radius, y1=z2 + radius)],
+                           "annotations": [titles[0], dict(titles[1], text=LABEL_FORMAT.format(z1=f"{z1:.2f}",
+                                                                                               z2=f"{z2:.2f}"))]})
 
     for s in sliders:
         s.observe(update, names="value")

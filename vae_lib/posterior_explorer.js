@@ -63,20 +63,30 @@
     }
     return best;
   }
+  // Redraws q (ellipses, mean) and the readout. Both avoid plotly's full redraw of the figure (sliders, menus,
+  // heatmap, colorbar: about 75 ms), which Plotly.update would trigger because the traces' x/y and an
+  // annotation's text are "calc" attributes: the readout text is written into gd.layout and redrawn alone by a
+  // relayout of an attribute that only needs the annotation redrawn (its opacity, unchanged); the scatter traces
+  // move with Plotly.animate and a zero-length transition, which redraws just those traces.
   function show(moveSliders) {
     var r = elboAndGradient(state.q, false), lp = logEvidence[state.preset], e1 = ellipse(1), e2 = ellipse(2);
-    var layout = {};
+    var readout = gd.layout.annotations[m.readout_annotation], layout = {};
     state.elbo = r.elbo;
-    layout['annotations[' + m.readout_annotation + '].text'] = m.readout_format
+    readout.text = m.readout_format
       .replace('{log_px}', lp.toFixed(3)).replace('{elbo}', r.elbo.toFixed(3)).replace('{gap}', (lp - r.elbo).toFixed(3));
+    layout['annotations[' + m.readout_annotation + '].opacity'] = readout.opacity === undefined ? 1 : readout.opacity;
     if (moveSliders) { for (var k = 0; k < 4; k++) { layout['sliders[' + k + '].active'] = nearestStep(k, state.q[k]); } }
     gd.dataset.explorerElbo = r.elbo.toFixed(6);
     gd.dataset.explorerLogpx = lp.toFixed(6);
     gd.dataset.explorerGap = (lp - r.elbo).toFixed(6);
     gd.dataset.explorerQ = state.q.map(function (v) { return v.toFixed(6); }).join(',');
     gd.dataset.explorerPreset = String(state.preset);
-    return Plotly.update(gd, { x: [e1[0], e2[0], [state.q[0]]], y: [e1[1], e2[1], [state.q[1]]] }, layout,
-                         m.ellipse_traces.concat([m.mean_trace]));
+    var text = Plotly.relayout(gd, layout);
+    var q = Plotly.animate(gd, { data: [{ x: e1[0], y: e1[1] }, { x: e2[0], y: e2[1] }, { x: [state.q[0]], y: [state.q[1]] }],
+                                 traces: m.ellipse_traces.concat([m.mean_trace]) },
+                           { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: 'immediate' })
+      .catch(function () { return gd; });  // a newer move replaced this frame before it was drawn
+    return Promise.all([text, q]).then(function () { return gd; });
   }
   function posteriorRows(p) {
     var rows = [], off = p * cells;
