@@ -194,6 +194,15 @@ class TestUse:
         with pytest.raises(TypeError, match="phase_diagram_figure"):
             add_latent_codes(fig.__class__(), torch.zeros(1, 2), torch.zeros(1))
 
+    def test_mixture_figure_caps_the_scatter_but_histograms_every_code(self):
+        from vae_lib.figures_training import mixture_figure
+        x = torch.randn(50, 2)
+        fig = mixture_figure(x, x + 1, torch.randn(50, 1), (x[:, 0] > 0).long(), title="t", max_points=20)
+        assert len(fig.data[0].x) == len(fig.data[1].x) == 20
+        assert len(fig.data[2].x) + len(fig.data[3].x) == 50
+        with pytest.raises(ValueError, match="max_points"):
+            mixture_figure(x, x, torch.randn(50, 1), (x[:, 0] > 0).long(), title="t", max_points=0)
+
     def test_latent_density_figure_draws_each_density_and_checks_lengths(self):
         from vae_lib.figures_training import latent_density_figure
         z = torch.linspace(-3, 3, 7)

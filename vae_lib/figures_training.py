@@ -59,11 +59,18 @@ def latent_density_figure(z: Tensor, densities: Mapping[str, Tensor], *, title: 
     return fig
 
 
-def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Tensor, *, title: str) -> go.Figure:
-    """Seed 000's mixture: data and model samples in x (left); encoded means μ_φ(x) by mixture component (right)."""
+def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Tensor, *, title: str,
+                   max_points: int = 1000) -> go.Figure:
+    """Seed 000's mixture: data and model samples in x (left); encoded means μ_φ(x) by mixture component (right).
+
+    The scatter shows the first ``max_points`` rows of x_data and of x_model (i.i.d. draws, so a random subset):
+    each point is an SVG element, and thousands of them slow down the whole page. The histogram uses every code.
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1,
                         subplot_titles=("data x ~ p_data and samples x ~ p_θ(x)", "encoded latent μ_φ(x)"))
-    xd, xm = _np(x_data), _np(x_model)
+    xd, xm = _np(x_data)[:max_points], _np(x_model)[:max_points]
     fig.add_trace(go.Scatter(x=xd[:, 0], y=xd[:, 1], mode="markers", name="data",
                              marker=dict(color="#999999", size=4, opacity=0.6)), row=1, col=1)
     fig.add_trace(go.Scatter(x=xm[:, 0], y=xm[:, 1], mode="markers", name="model samples",
