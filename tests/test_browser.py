@@ -269,6 +269,54 @@ def test_static_explorer_follows_clicks_and_sliders(browser, server, chapter):
     visit.page.close()
 
 
+# What a reader sees of a latent explorer, and what hover reads (plotly's calcdata of the decoded panel).
+_EXPLORER_SEEN = """gd => ({
+    images: Array.from(gd.querySelectorAll('.heatmaplayer image')).map(i => i.getAttribute('href')),
+    marker: gd.querySelector('.shapelayer path[data-index="0"]').getAttribute('d'),
+    label: gd.querySelector('.annotation[data-index="' + gd.layout.meta.latent_explorer.label_annotation +
+                            '"] text.annotation-text').textContent,
+    hover: JSON.stringify(gd.calcdata[gd.layout.meta.latent_explorer.decoded_trace][0].z),
+    sliders: gd._fullLayout.sliders.map(s => s.active),
+    grips: Array.from(gd.querySelectorAll('.slider-grip-rect')).map(g => g.parentNode.getAttribute('transform')),
+    draw: gd.dataset.explorerDraw, z: gd.dataset.explorerZ})"""
+
+
+def _path_numbers(d: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", d)]
+
+
+@pytest.mark.parametrize("chapter", LATENT_CHAPTERS)
+def test_static_explorer_draws_in_place_what_plotly_would_draw(browser, server, chapter):
+    """The static explorer draws moves after the first in place, without plotly; a full redraw by plotly (from
+    gd.data and gd.layout) must then change nothing the reader sees: the decoded bitmap, the marker, the label, the
+    sliders, and the values that hover reads."""
+    visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    page = visit.page
+    for index in range(page.evaluate(f"() => {EXPLORERS}.length")):
+        explorer = page.evaluate_handle(f"() => {EXPLORERS}[{index}]").as_element()
+        z1 = page.evaluate(f"() => {EXPLORERS}[{index}].layout.meta.latent_explorer.z1")
+        start = page.evaluate(f"gd => ({_EXPLORER_SEEN})(gd)", explorer)
+        for k, (a, b) in enumerate([(0.8, 0.2), (0.3, 0.7), (0.6, 0.6)]):  # clicks on the phase diagram...
+            x, y = _explorer_point(page, index, z1[int(a * (len(z1) - 1))], z1[int(b * (len(z1) - 1))])
+            page.mouse.click(x, y)
+            page.wait_for_timeout(200)
+            box = explorer.query_selector_all(".slider-rail-rect")[k % 2].bounding_box()  # ...and slider moves
+            page.mouse.click(box["x"] + box["width"] * (0.2 + 0.3 * k), box["y"] + box["height"] / 2)
+            page.wait_for_timeout(200)
+        seen = page.evaluate(f"gd => ({_EXPLORER_SEEN})(gd)", explorer)
+        assert seen["draw"] == "in-place", "the explorer fell back to Plotly.restyle for every move"
+        assert seen["images"] != start["images"] and seen["marker"] != start["marker"] and seen["z"] != start["z"]
+        assert seen["label"] == "decoded output at z = ({}, {})".format(*seen["z"].split(","))
+        redrawn = page.evaluate(f"gd => Plotly.redraw(gd).then(() => ({_EXPLORER_SEEN})(gd))", explorer)
+        assert redrawn["images"] == seen["images"], "plotly draws another decoded bitmap than the explorer drew"
+        # the marker's path: the same numbers (the strings may differ in rounding)
+        assert _path_numbers(redrawn["marker"]) == pytest.approx(_path_numbers(seen["marker"]), abs=0.01)
+        for key in ("label", "hover", "sliders", "grips"):
+            assert redrawn[key] == seen[key], key
+    assert visit.errors == [] and visit.outside == []
+    visit.page.close()
+
+
 def _posterior_state(page, index: int) -> dict:
     return page.evaluate(f"""() => {{ const d = {POSTERIOR_EXPLORERS}[{index}].dataset;
         return {{q: d.explorerQ, elbo: parseFloat(d.explorerElbo), gap: parseFloat(d.explorerGap),

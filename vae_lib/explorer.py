@@ -147,7 +147,10 @@ def phase_diagram_figure(decode: Decoder, image_shape: tuple[int, int], *,
 
     def slider(name: str, values: list[float], active: int, y: float) -> dict:
         steps = [dict(method="skip", label=f"{v:.1f}", value=str(k), args=[]) for k, v in enumerate(values)]
-        return dict(name=name, active=active, steps=steps, x=0.0, len=0.62, y=y, yanchor="top", pad=dict(t=0, b=0),
+        # transition 0: the grip jumps to the new step with the decoded panel; plotly's default 150 ms glide
+        # redraws the page on every frame of it, which doubles a move's main-thread time on a long chapter page
+        return dict(name=name, active=active, steps=steps, transition=dict(duration=0),
+                    x=0.0, len=0.62, y=y, yanchor="top", pad=dict(t=0, b=0),
                     currentvalue=dict(prefix=f"{name.replace('z1', 'z₁').replace('z2', 'z₂')} = ",
                                       font=dict(size=13, color="#222222")),
                     tickcolor="rgba(0,0,0,0)", font=dict(size=1, color="rgba(0,0,0,0)"))

@@ -3,15 +3,17 @@
  * holds the precomputed lookup grid of decoded outputs. Moving z (two sliders, or a click on the phase
  * diagram) snaps z to the nearest lookup point and redraws the decoded output, the marker and the label.
  *
- * Speed: a new heatmap z makes Plotly.restyle redraw the whole figure (sliders, axes, colorbar, every trace:
- * 45 to 120 ms a move on the book's pages). So after the first move, which plotly draws itself, the decoded
- * panel is redrawn in place: Plotly.animate with redraw: false puts the new z into gd.data and plotly's
- * calcdata (what hover reads) without drawing, and the panel's bitmap is painted here exactly as plotly's own
- * heatmap code paints it (one pixel per value through the trace's colour scale, as a PNG). Before using that,
- * the script checks that its bitmap of the first move is byte-for-byte the one plotly drew; if not (another
- * plotly.js, another drawing path), every move keeps using Plotly.restyle. The marker and the label are
- * written into gd.layout and redrawn alone by relayouts of attributes that only need them redrawn (their
- * unchanged opacity). */
+ * Speed: any Plotly call recomputes the defaults of the whole figure (every trace, both sliders with their 31
+ * steps; about 7 ms on chapter 5's explorer with its ten digit traces), and a new heatmap z makes Plotly.restyle
+ * redraw all of it (45 to 120 ms a move). So only the first move is drawn by plotly (Plotly.restyle); after it the
+ * script checks that it can reproduce exactly what plotly drew: the decoded panel's bitmap byte for byte (painted
+ * as plotly's heatmap code paints it: one pixel per value through the trace's colour scale, as a PNG), the
+ * marker's SVG path, the label's text, and plotly's calcdata holding the rows (what hover reads). If so, every
+ * later move is drawn in place, with no Plotly call: the bitmap, the path and the text are set in the DOM, and
+ * gd.data, gd._fullData and gd.calcdata get the new rows, gd.layout the new marker, label and slider positions,
+ * so hover and any later redraw by plotly agree with what is shown (a browser test redraws and compares). If the
+ * check fails (another plotly.js, another drawing path), every move uses Plotly.restyle.
+ * gd.dataset.explorerDraw says which: "in-place" or "plotly". */
 (function () {
   var gd = document.getElementById('{plot_id}');
   if (!gd || !gd.layout || !gd.layout.meta || !gd.layout.meta.latent_explorer) { return; }
@@ -91,40 +93,81 @@
     ctx.putImageData(pixels, 0, 0);
     return canvas.toDataURL('image/png');
   }
-  // after plotly has drawn `rows` itself: which pixel order reproduces its bitmap exactly, if any
-  function check(rows) {
-    var node = decodedNode(), color = colorFunction();
+  function markerNode() { return gd.querySelector('.shapelayer path[data-index="0"]'); }
+  function labelNode() {
+    return gd.querySelector('.annotation[data-index="' + m.label_annotation + '"] text.annotation-text');
+  }
+  // the marker's SVG path, as plotly draws a circle shape from x0..x1, y0..y1 (pixels include the axes' offsets)
+  function markerPath(z1, z2) {
+    var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = m.marker_radius;
+    var x0 = xa._offset + xa.l2p(z1 - r), x1 = xa._offset + xa.l2p(z1 + r);
+    var y0 = ya._offset + ya.l2p(z2 - r), y1 = ya._offset + ya.l2p(z2 + r);
+    var cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, arc = 'A' + Math.abs(cx - x0) + ',' + Math.abs(cy - y0);
+    var east = (cx + Math.abs(cx - x0)) + ',' + cy, north = cx + ',' + (cy - Math.abs(cy - y0));
+    return 'M' + east + arc + ' 0 1,1 ' + north + arc + ' 0 0,1 ' + east + 'Z';
+  }
+  function samePath(a, b) {  // the same commands and numbers within a hundredth of a pixel
+    var na = String(a).match(/-?[\d.]+(e-?\d+)?/g) || [], nb = String(b).match(/-?[\d.]+(e-?\d+)?/g) || [];
+    return String(a).replace(/[-\d.e]/g, '') === String(b).replace(/[-\d.e]/g, '') && na.length === nb.length &&
+      na.every(function (v, k) { return Math.abs(parseFloat(v) - parseFloat(nb[k])) < 0.01; });
+  }
+  function sameRows(a, b) {
+    if (!a || a.length !== b.length) { return false; }
+    for (var r = 0; r < b.length; r++) {
+      if (!a[r] || a[r].length !== b[r].length) { return false; }
+      for (var c = 0; c < b[r].length; c++) { if (a[r][c] !== b[r][c]) { return false; } }
+    }
+    return true;
+  }
+  // After plotly has drawn a move itself: may the next moves be drawn in place? Yes if this script reproduces what
+  // plotly drew exactly: the decoded panel's bitmap (byte for byte, in one of the four pixel orders), the marker's
+  // path and the label's text, and if plotly's calcdata holds the rows as given (what hover reads).
+  function check(rows, z1, z2, label) {
+    var node = decodedNode(), color = colorFunction(), marker = markerNode(), text = labelNode();
+    var cd = gd.calcdata && gd.calcdata[m.decoded_trace] && gd.calcdata[m.decoded_trace][0];
     fast = false;
-    if (!node || !color) { return; }
+    gd.dataset.explorerDraw = 'plotly';
+    if (!node || !color || !marker || !text || !cd || !sameRows(cd.z, rows)) { return; }
+    if (!samePath(marker.getAttribute('d'), markerPath(z1, z2)) || text.textContent !== label) { return; }
     var drawn = node.getAttributeNS(XLINK, 'href') || node.getAttribute('href');
     [[false, false], [true, false], [false, true], [true, true]].forEach(function (f) {
       if (!fast && bitmap(rows, color, f[0], f[1]) === drawn) { fast = { flipRows: f[0], flipCols: f[1], color: color }; }
     });
+    if (fast) { gd.dataset.explorerDraw = 'in-place'; }
+  }
+  // Redraw the decoded panel, the marker and the label in place, and keep plotly's data in step with them (gd.data
+  // for any later redraw, calcdata for hover): no Plotly call, so no recomputation of the whole figure's defaults.
+  function drawInPlace(rows, z1, z2, label) {
+    var node = decodedNode(), marker = markerNode(), text = labelNode(), t = m.decoded_trace;
+    if (!node || !marker || !text) { return false; }  // plotly redrew the figure in another way: use its API again
+    node.setAttributeNS(XLINK, 'href', bitmap(rows, fast.color, fast.flipRows, fast.flipCols));
+    gd.data[t].z = rows;
+    gd._fullData[t].z = rows;
+    gd.calcdata[t][0].z = rows;
+    marker.setAttribute('d', markerPath(z1, z2));
+    text.textContent = label;
+    text.setAttribute('data-unformatted', label);
+    return true;
   }
   function show(moveSliders) {
     var z1 = m.z1[state.i], z2 = m.z2[state.j], r = m.marker_radius, layout = gd.layout, marker = layout.shapes[0];
-    var label = layout.annotations[m.label_annotation], rows = image(state.i, state.j);
+    var rows = image(state.i, state.j);
+    var text = m.label_format.replace('{z1}', z1.toFixed(2)).replace('{z2}', z2.toFixed(2));
     marker.x0 = z1 - r; marker.x1 = z1 + r; marker.y0 = z2 - r; marker.y1 = z2 + r;
-    label.text = m.label_format.replace('{z1}', z1.toFixed(2)).replace('{z2}', z2.toFixed(2));
+    layout.annotations[m.label_annotation].text = text;
     layout.sliders[0].active = state.i;
     layout.sliders[1].active = state.j;
     gd.dataset.explorerZ = z1.toFixed(2) + ',' + z2.toFixed(2);
-    var node = fast ? decodedNode() : null;
-    if (!node) {  // plotly redraws everything (the marker, label and sliders from gd.layout too)
-      return Plotly.restyle(gd, { z: [rows] }, [m.decoded_trace]).then(function () {
-        if (fast === null) { check(rows); }
-        return gd;
-      });
+    if (fast && drawInPlace(rows, z1, z2, text)) {
+      // a click moves z: plotly redraws the two sliders from gd.layout (a slider move has moved its own grip)
+      return moveSliders ? Plotly.relayout(gd, { 'sliders[0].active': state.i, 'sliders[1].active': state.j })
+                         : Promise.resolve(gd);
     }
-    var data = Plotly.animate(gd, { data: [{ z: rows }], traces: [m.decoded_trace] },
-                              { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: 'immediate' })
-      .catch(function () { return gd; });  // a newer move replaced this frame before it was applied
-    node.setAttributeNS(XLINK, 'href', bitmap(rows, fast.color, fast.flipRows, fast.flipCols));
-    var redraw = {};
-    redraw['shapes[0].opacity'] = marker.opacity === undefined ? 1 : marker.opacity;
-    redraw['annotations[' + m.label_annotation + '].opacity'] = label.opacity === undefined ? 1 : label.opacity;
-    if (moveSliders) { redraw['sliders[0].active'] = state.i; redraw['sliders[1].active'] = state.j; }
-    return Promise.all([Plotly.relayout(gd, redraw), data]).then(function () { return gd; });
+    // plotly redraws everything (the marker, label and sliders from gd.layout too)
+    return Plotly.restyle(gd, { z: [rows] }, [m.decoded_trace]).then(function () {
+      if (fast === null) { check(rows, z1, z2, text); }
+      return gd;
+    });
   }
   gd.on('plotly_sliderchange', function (e) {
     var k = parseInt(e.step.value, 10);
