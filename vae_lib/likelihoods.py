@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import as_tensor, check_broadcast
+from ._checks import _all_finite, as_tensor, check_broadcast
 
 __all__ = [
     "LOG_2PI",
@@ -71,7 +71,7 @@ def categorical_log_likelihood(x: Tensor, logits: Tensor) -> Tensor:
     logits = as_tensor("logits", logits, min_ndim=2)
     n_levels = logits.shape[-1]
     if x.is_floating_point():
-        if not torch.isfinite(x).all():
+        if not _all_finite(x):
             raise ValueError("x contains NaN or infinite values")
         if not torch.equal(x, x.round()):
             raise ValueError("x must hold integer pixel levels for a categorical likelihood")
