@@ -7,6 +7,7 @@ expected, instead of a shape error from deep inside torch.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -54,7 +55,7 @@ def _all_finite(t: Tensor) -> bool:
         return True
     with torch.no_grad():
         low, high = torch.aminmax(t.detach())
-    return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
+    return math.isfinite(low.item()) and math.isfinite(high.item())
 
 
 def check_positive(name: str, t: Tensor) -> Tensor:
