@@ -144,6 +144,23 @@ def test_page_loads_offline_without_errors(browser, server, path):
     visit.page.close()
 
 
+@pytest.mark.parametrize("path", PAGES)
+def test_plotly_js_is_loaded_once_and_only_where_a_figure_needs_it(browser, server, path):
+    """plotly.js (4.6 MB) comes from the book's _static folder, once per page with figures, and never with a page
+    that has none (in the head it delays the first paint of a text page by seconds)."""
+    visit = PageVisit(browser, f"{server}/{path}")
+    found = visit.page.evaluate("""() => ({
+        figures: document.querySelectorAll('.plotly-graph-div').length,
+        scripts: Array.from(document.scripts).map(s => s.src).filter(s => /plotly[^/]*\\.js/.test(s)),
+        loaded: performance.getEntriesByType('resource').map(r => r.name).filter(n => /plotly[^/]*\\.js/.test(n))})""")
+    visit.page.close()
+    if found["figures"]:
+        assert len(found["scripts"]) == len(found["loaded"]) == 1, found
+        assert "/_static/vendor/plotly.min.js" in found["scripts"][0], found
+    else:
+        assert found["scripts"] == found["loaded"] == [], found
+
+
 def test_math_is_rendered_by_local_mathjax(browser, server):
     visit = PageVisit(browser, f"{server}/book/01_latent_variable_models.html")
     rendered = visit.page.locator("mjx-container").count()
