@@ -8,8 +8,8 @@ time this extension copies
   ``django-static-mathjax`` package on PyPI
 
 into ``_build/vendor_static/vendor/``, adds that folder to ``html_static_path``, loads plotly.js once
-on each page that has a plotly figure (and not on the others: a 4.6 MB script in the head delays the first
-paint of a text page from about 0.7 s to 2.4 s) and points ``mathjax_path`` at the local copy. Nothing is
+on each page that has a plotly figure, deferred (a 4.6 MB script that blocks the head delays the first paint
+of a page from about 0.7 s to 2.4 s), and points ``mathjax_path`` at the local copy. Nothing is
 committed and nothing is fetched from a CDN.
 
 It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
@@ -78,7 +78,9 @@ def _drop_widget_state(app: Sphinx, pagename: str, templatename: str, context: d
 def _plotly_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
     """Load plotly.js in the head of the pages that draw plotly figures (the figures' scripts call it inline)."""
     if PLOTLY_FIGURE in context.get("body", ""):
-        app.add_js_file(PLOTLY_JS, priority=100)  # called here, it is added to this page only
+        # called here, it is added to this page only; deferred, so the text is painted first (each figure's script
+        # waits for it: vae_lib.display.draw_when_plotly_is_ready)
+        app.add_js_file(PLOTLY_JS, priority=100, defer="defer")
 
 
 def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:

@@ -133,7 +133,9 @@ ACTIVE_JS = f"""([kind, index]) => ({EXPLORERS_JS})(kind)[index]._fullLayout.sli
 LOAD_JS = """() => {
   const nav = performance.getEntriesByType('navigation')[0], res = performance.getEntriesByType('resource');
   const sum = key => res.reduce((a, r) => a + (r[key] || 0), 0);
+  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
   return {html_bytes: nav.encodedBodySize, dom_content_loaded_ms: nav.domContentLoadedEventEnd,
+          first_paint_ms: fcp ? fcp.startTime : null,
           load_ms: nav.loadEventEnd, figures_drawn_ms: window.__bench.drawnAt, figures: window.__bench.figures,
           requests: res.length + 1, body_bytes: nav.encodedBodySize + sum('encodedBodySize'),
           transfer_bytes: nav.transferSize + sum('transferSize')};
@@ -248,7 +250,7 @@ def page_loads(browser, base: str, html: Path, pages: list[str], loads: int = 3)
             "body_bytes": first["body_bytes"], "transfer_bytes": first["transfer_bytes"], "requests": first["requests"],
             "figures": first["figures"], "loads": loads,
             **{key: round(statistics.median(r[key] for r in runs), 1)
-               for key in ("dom_content_loaded_ms", "load_ms", "figures_drawn_ms")},
+               for key in ("first_paint_ms", "dom_content_loaded_ms", "load_ms", "figures_drawn_ms")},
             "outside_requests": max(r["outside"] for r in runs), "console_errors": max(r["errors"] for r in runs)})
     return results
 

@@ -211,6 +211,8 @@ def table_rows(results: dict) -> list[dict]:
         rows.append(_row("pages", item, "HTML size", round(r["html_bytes"] / 1024, 1), None, "KiB"))
         rows.append(_row("pages", item, f"transferred, cold ({r['requests']} requests)",
                          round(r["transfer_bytes"] / 1024, 1), None, "KiB"))
+        rows.append(_row("pages", item, f"first contentful paint, median of {r['loads']}", r["first_paint_ms"], None,
+                         "ms"))
         rows.append(_row("pages", item, f"load event, median of {r['loads']}", r["load_ms"], None, "ms"))
         rows.append(_row("pages", item, f"all {r['figures']} plotly figures drawn", r["figures_drawn_ms"], None, "ms"))
     for r in results.get("models", []):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ import plotly.io as pio
 import pytest
 from plotly.subplots import make_subplots
 
-from vae_lib.display import BOOK_RENDERER, BookHtmlRenderer, figure_label, setup_notebook
+from vae_lib.display import BOOK_RENDERER, BookHtmlRenderer, draw_when_plotly_is_ready, figure_label, setup_notebook
 
 
 @pytest.fixture
@@ -142,3 +143,28 @@ def test_outside_colab_nothing_is_fetched(restore_renderers):
 def test_renderer_rejects_a_non_bool_cdn_flag():
     with pytest.raises(TypeError, match="plotlyjs_from_cdn"):
         BookHtmlRenderer(plotlyjs_from_cdn="cdn")
+
+
+# ---------------------------------------------------------------- deferred plotly.js
+
+
+def test_the_drawing_script_waits_for_a_deferred_plotly_js():
+    html = BookHtmlRenderer().to_mimebundle(_two_panel_figure().to_dict())["text/html"]
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    drawing = [s for s in scripts if "Plotly.newPlot" in s]
+    assert len(drawing) == 1
+    body = drawing[0]
+    # without Plotly it waits for DOMContentLoaded (deferred scripts run before it), with Plotly it draws at once
+    assert body.lstrip().startswith("(function vaeBookDraw() {")
+    wait = "document.addEventListener('DOMContentLoaded', vaeBookDraw, {once: true}); return;"
+    assert "if (!window.Plotly) { " + wait + " }" in body
+    assert body.index("if (!window.Plotly)") < body.index("Plotly.newPlot") and body.rstrip().endswith("})();")
+
+
+def test_draw_when_plotly_is_ready_wraps_exactly_one_script_and_leaves_other_html_alone():
+    assert draw_when_plotly_is_ready("<div>no script</div>") == "<div>no script</div>"
+    two = "<script> window.PLOTLYENV={}; Plotly.newPlot('a') </script><script> window.PLOTLYENV={}; </script>"
+    out = draw_when_plotly_is_ready(two)
+    assert out.count("vaeBookDraw() {") == 1 and out.endswith("<script> window.PLOTLYENV={}; </script>")
+    with pytest.raises(TypeError, match="figure_html"):
+        draw_when_plotly_is_ready(None)

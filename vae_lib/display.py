@@ -26,7 +26,8 @@ from importlib.resources import files
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "figure_label", "page_scripts", "setup_notebook"]
+__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "draw_when_plotly_is_ready", "figure_label", "page_scripts",
+           "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
 
@@ -83,12 +84,34 @@ def _in_colab() -> bool:
     return True
 
 
+# plotly's drawing script: <script> window.PLOTLYENV = ...; if (document.getElementById(id)) { Plotly.newPlot(...) }
+_DRAW_SCRIPT = re.compile(r"<script>(\s*window\.PLOTLYENV\b.*?)</script>", re.S)
+_WAIT = "document.addEventListener('DOMContentLoaded', vaeBookDraw, {{once: true}}); return;"
+_DRAW_WHEN_READY = ("<script>(function vaeBookDraw() {{\n  if (!window.Plotly) {{ " + _WAIT + " }}\n"
+                    "{body}\n}})();</script>")
+
+
+def draw_when_plotly_is_ready(figure_html: str) -> str:
+    """Make plotly's drawing script wait for plotly.js if the page has not run it yet.
+
+    The book loads plotly.js with ``defer`` (``_ext/static_page.py``), so the text of a chapter is painted before the
+    4.6 MB library is parsed; a deferred script runs before ``DOMContentLoaded``, so a figure whose script finds no
+    ``Plotly`` draws itself then. Where plotly.js is already there (a page that loads it first, Colab), it draws at
+    once.
+    """
+    if not isinstance(figure_html, str):
+        raise TypeError(f"figure_html must be a str, got {type(figure_html).__name__}")
+    # count=1: a figure has one drawing script. Without one (another plotly version's HTML) the snippet is returned
+    # as it is: it still draws where plotly.js is loaded first, and the book's browser tests fail on the page.
+    return _DRAW_SCRIPT.sub(lambda m: _DRAW_WHEN_READY.format(body=m.group(1)), figure_html, count=1)
+
+
 class BookHtmlRenderer(MimetypeRenderer):
     """A ``text/html`` snippet that draws the figure with the page's ``Plotly`` global.
 
-    No plotly.js (the book loads it once per page), no MathJax from a CDN (plotly's own HTML renderers
-    add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as a post-script. The
-    figure sits in an element with ``role="img"`` and an ``aria-label`` from :func:`figure_label`.
+    No plotly.js (the book loads it once per page, deferred: :func:`draw_when_plotly_is_ready`), no MathJax from a
+    CDN (plotly's own HTML renderers add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as
+    a post-script. The figure sits in an element with ``role="img"`` and an ``aria-label`` from :func:`figure_label`.
     ``plotlyjs_from_cdn=True`` (Colab only, see :func:`setup_notebook`) loads plotly.js from plotly's CDN.
     """
 
@@ -103,6 +126,7 @@ class BookHtmlRenderer(MimetypeRenderer):
         figure = pio.to_html(fig_dict, config=self.config, include_plotlyjs=self.include_plotlyjs,
                              include_mathjax=False, post_script=self.post_scripts, full_html=False,
                              default_width="100%", auto_play=False, default_height=525, validate=False)
+        figure = draw_when_plotly_is_ready(figure)
         label = html.escape(figure_label(fig_dict), quote=True)
         return {"text/html": f'<div class="vae-book-figure" role="img" aria-label="{label}">{figure}</div>'}
 
