@@ -161,6 +161,16 @@ def test_plotly_js_is_loaded_once_and_only_where_a_figure_needs_it(browser, serv
         assert found["scripts"] == found["loaded"] == [], found
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_warning_or_error_text_reaches_the_page(browser, server, chapter):
+    """A warning a cell prints to stderr (a library's UserWarning, say) would sit in the chapter as a red box."""
+    visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    stderr = visit.page.evaluate("""() => Array.from(document.querySelectorAll('.output.stderr, .output.traceback'))
+        .map(e => e.innerText.slice(0, 200))""")
+    visit.page.close()
+    assert stderr == [], stderr
+
+
 def test_math_is_rendered_by_local_mathjax(browser, server):
     visit = PageVisit(browser, f"{server}/book/01_latent_variable_models.html")
     rendered = visit.page.locator("mjx-container").count()

@@ -8,6 +8,7 @@ decoder input, torch.distributions (Categorical KL, MixtureSameFamily), hand-com
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -486,6 +487,15 @@ class TestFigures:
         assert torch.equal(torch.as_tensor(cells.z).long(), nearest_code(grid.float(), codebook))
         codes = next(t for t in fig.data if t.name == "codebook e_j")
         assert list(codes.x) == [-1.0, 1.0, 0.0]
+
+    def test_a_trained_codebook_and_encoder_outputs_with_gradients_draw_without_warnings(self):
+        codebook = torch.nn.Parameter(torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))  # as a model holds it
+        z_e = torch.randn(30, 2, generator=gen(20)).requires_grad_()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the chapter page shows every warning the figure raises
+            fig = voronoi_figure({"panel": (z_e * 1.0, codebook)}, torch.arange(30) % 10, title="t")
+        codes = next(t for t in fig.data if t.name == "codebook e_j")
+        assert list(codes.x) == [-1.0, 1.0, 0.0] and fig.layout.xaxis.range[1] > 2.0
 
     def test_other_builders_return_figures(self):
         fig = phase_diagram_figure(lambda z: torch.zeros(z.shape[0], 64), (8, 8), n_lookup=5)

@@ -64,7 +64,7 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
     lab = _np(labels).reshape(-1)
     checked = {}
     for name in names:
-        z_e, codebook = (torch.as_tensor(t, dtype=torch.float32) for t in panels[name])
+        z_e, codebook = (torch.as_tensor(t, dtype=torch.float32).detach() for t in panels[name])  # e.g. a Parameter
         if codebook.dim() != 2 or codebook.shape[1] != 2 or z_e.dim() != 2 or z_e.shape[1] != 2:
             raise ValueError(f"panels[{name!r}] must hold z_e (N, 2) and a codebook (K, 2), "
                              f"got {tuple(z_e.shape)} and {tuple(codebook.shape)}")
