@@ -126,8 +126,10 @@ def kl_directions_figure(grid: LatentGrid, fits: Sequence[KLDirectionFit], *, wi
         update = {key: [as_list(d.get(key)) for d in data] for key in ("x", "y", "z")}
         steps.append(dict(method="update", label=f"{float(f.x[0]):g}",
                           args=[update, {"annotations[2].text": label(f)}, list(range(len(data)))]))
-    fig.update_layout(title=title, height=560, margin=dict(t=80, b=170),
-                      legend=dict(orientation="h", y=-0.42, x=0.0),
+    # the plot area stays 310 px high; below it, from the top: axis titles, the readout, the slider and its tick
+    # labels (down to about 130 px), then the legend (170 px)
+    fig.update_layout(title=title, height=620, margin=dict(t=80, b=230),
+                      legend=dict(orientation="h", y=-0.55, x=0.0),
                       sliders=[dict(active=active, steps=steps, x=0.0, len=1.0, y=-0.1, yanchor="top",
                                     currentvalue=dict(prefix="x₁ = ", font=dict(size=13)), pad=dict(t=30))])
     return fig
