@@ -8,8 +8,10 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.toy` — toy models with exact log p(x) and exact posterior p(z|x);
 * :mod:`vae_lib.data` — the two-Gaussian mixture and sklearn's digits with the book's fixed split;
 * :mod:`vae_lib.models`, :mod:`vae_lib.train` — the VAE, the autoencoder and the training loop;
-* :mod:`vae_lib.explorer` — the latent explorer (static and live); :mod:`vae_lib.posterior_explorer` — q(z|x)
-  against the true posterior, with the ELBO and the gap read live (chapter 2);
+* :mod:`vae_lib.explorer` — the one explorer design (controls, panels, a program; drawn live in a kernel by
+  :mod:`vae_lib.explorer_live` and static in the page by ``explorer_runtime.js``); :mod:`vae_lib.latent_explorer` —
+  the latent explorer and the drawing pad; :mod:`vae_lib.posterior_explorer` — q(z|x) against the true posterior,
+  with the ELBO and the gap read live (chapter 2);
 * :mod:`vae_lib.latent` — latent-space diagnostics;
 * :mod:`vae_lib.gap` — the KL gap: quadrature ELBOs, forward vs reverse KL fits, L_K against K, the
   approximation/amortization split (chapter 3);
@@ -35,7 +37,8 @@ from .elbo import (
     log_marginal_importance,
     repeated_log_marginal_estimates,
 )
-from .explorer import decode_grid, live_explorer, phase_diagram_figure
+from .explorer import Explorer, decode_grid
+from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .gaussian import (
     diag_gaussian,
     kl_diag_gaussian_std_normal,
@@ -84,8 +87,8 @@ __all__ = [
     "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
     "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians",
     "kl_full_gaussians",
-    "kl_monte_carlo", "live_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
-    "mixture_log_density", "phase_diagram_figure", "repeated_log_marginal_estimates", "sample", "sample_mixture",
+    "kl_monte_carlo", "Explorer", "drawing_pad_explorer", "latent_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
+    "mixture_log_density", "repeated_log_marginal_estimates", "sample", "sample_mixture",
     "setup_notebook", "standard_normal_prior",
     "AutoregressiveCodePrior", "AutoregressivePriorConfig", "EmpiricalCodePrior", "VQVAE", "VQVAEConfig",
     "nearest_code", "quantise", "straight_through", "uniform_prior_kl", "vq_elbo",

@@ -1,37 +1,769 @@
-"""The latent explorer: a phase diagram of the decoder over (z₁, z₂) with a movable z.
+"""The one explorer design: an explorer is described once, and drawn live (kernel) or static (no kernel).
 
-Every chapter reuses it. Following seed 001's "interpretation by phase diagrams", the left panel
-decodes a regular grid of latent points z = (z₁, z₂) and tiles the decoded outputs E[x|z] into one
-image; a marker shows the current z, and the right panel shows the decoded output at that z.
+Every interactive figure of the book that the reader drives (the latent explorer of every chapter, the posterior
+explorer of chapter 2, the KL-direction explorer of chapter 3, the estimator explorer of chapter 4, the drawing pad
+of the digits chapters, the faces of chapter 7) is an :class:`Explorer`:
 
-* :func:`phase_diagram_figure` — the *static* explorer, a plotly ``Figure`` that works in the built
-  HTML page with no kernel: the decoded outputs on a fine lookup grid are embedded (as bytes) in the
-  figure, and a small script (``latent_explorer.js``, attached by :func:`vae_lib.display.setup_notebook`)
-  redraws the right panel when the reader moves a slider or clicks the phase diagram.
-* :func:`live_explorer` — the *live* explorer for a running kernel: a ``FigureWidget`` whose decoded
-  panel and marker are updated in place by two sliders; the decoder runs on every move.
+* its **controls** (:class:`Slider`, :class:`Choice`, :class:`Button`, :class:`Pad`): the state the reader sets;
+* its **panels** (:class:`Plane` — a plot the reader can drag on, with a bitmap background and layers;
+  :class:`ImagePanel`): what is drawn, from named values;
+* its **program**: the update, a list of small ops (:class:`Stack`, :class:`MLP`, :class:`Head`, :class:`NearestCode`,
+  :class:`Bilinear`, :class:`Split`, :class:`Ellipse`, :class:`KLStdNormal`, :class:`Reparameterize`,
+  :class:`CategoricalLogLikelihood`, :class:`Difference`, :class:`Lookup`, :class:`QuadratureELBO`) from the controls'
+  values to the values the panels draw;
+* a **readout** template, announced to screen readers.
+
+From that one description come
+
+* the **static** explorer (:meth:`Explorer.html`, also the notebook output): the description as JSON (networks'
+  weights as int8 with one scale per row, base64) and ``explorer_runtime.js``, which runs the program in the page —
+  the reader moves z anywhere and the page runs the decoder at that exact z;
+* the **live** explorer (:meth:`Explorer.live`): an anywidget drawn by the same runtime, whose program runs in the
+  kernel with torch (with the networks' full-precision weights) on every move.
+
+:meth:`Explorer.evaluate` runs the program in Python with the page's own (int8) weights: the browser tests require
+the page to agree with it, and :meth:`Explorer.quantisation_error` says how far the page's weights move the outputs.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass
+import html
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
-from torch import Tensor
+from torch import Tensor, nn
 
-from ._checks import check_count
+from ._checks import as_tensor, check_count
 
-__all__ = ["LatentGridImages", "decode_grid", "live_explorer", "mosaic", "phase_diagram_figure"]
+__all__ = [
+    "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "Curve", "Difference", "Ellipse", "Explorer",
+    "Head", "ImagePanel", "KLStdNormal", "LatentGridImages", "Lookup", "MLP", "Marker", "NearestCode", "Pad", "Plane",
+    "Points", "QuadratureELBO", "Reparameterize", "Slider", "Split", "Stack", "VLine", "Bars", "Background",
+    "decode_grid", "explorer_runtime", "mosaic", "quantise_rows",
+]
 
-Decoder = Callable[[Tensor], Tensor]
-LABEL_FORMAT = "decoded output at z = ({z1}, {z2})"
+OKABE_ITO_VERMILLION = "#D55E00"
 
 
+# ------------------------------------------------------------------------------------------ controls
+@dataclass(frozen=True)
+class Slider:
+    """A continuous control in [low, high]; ``snap`` restricts it to the steps (for precomputed lookups)."""
+
+    name: str
+    label: str
+    low: float
+    high: float
+    step: float
+    value: float
+    digits: int = 2
+    snap: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"slider {self.name!r}: low must be below high, got {self.low} and {self.high}")
+        if not self.step > 0:
+            raise ValueError(f"slider {self.name!r}: step must be positive, got {self.step}")
+        if not self.low <= self.value <= self.high:
+            raise ValueError(f"slider {self.name!r}: value must lie in [low, high], got {self.value}")
+
+    @property
+    def n_steps(self) -> int:
+        return int(round((self.high - self.low) / self.step)) + 1
+
+    def json(self) -> dict:
+        return {"kind": "slider", **{k: getattr(self, k) for k in
+                                     ("name", "label", "low", "high", "step", "value", "digits", "snap")}}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of several named options (its value is the option's index)."""
+
+    name: str
+    label: str
+    options: tuple[str, ...]
+    value: int = 0
+
+    def json(self) -> dict:
+        return {"kind": "choice", "name": self.name, "label": self.label, "options": list(self.options),
+                "value": self.value}
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button that runs an action; ``"ascend"`` runs Adam on a :class:`QuadratureELBO` (chapter 2)."""
+
+    name: str
+    label: str
+    action: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def json(self) -> dict:
+        return {"kind": "button", "name": self.name, "label": self.label, "action": self.action, **self.settings}
+
+
+@dataclass(frozen=True)
+class Pad:
+    """A drawing pad of rows × cols pixels with integer levels 0 … max (mouse, pen and touch), with buttons to
+    clear it, load one of ``examples`` and add noise."""
+
+    name: str
+    label: str
+    rows: int
+    cols: int
+    max: int
+    value: tuple[float, ...]
+    examples: tuple[tuple[float, ...], ...] = ()
+
+    def json(self) -> dict:
+        return {"kind": "pad", "name": self.name, "label": self.label, "rows": self.rows, "cols": self.cols,
+                "max": self.max, "value": list(self.value), "examples": [list(e) for e in self.examples]}
+
+
+Control = Slider | Choice | Button | Pad
+
+
+# ------------------------------------------------------------------------------------------ panels
+@dataclass(frozen=True)
+class Background:
+    """A bitmap behind a plane over ``extent`` = (x0, x1, y0, y1): fixed ``values`` (rows, cols; row 0 at the
+    bottom, NaN drawn blank), or the program's value named ``output``."""
+
+    extent: tuple[float, float, float, float]
+    value_range: tuple[float, float]
+    values: Tensor | None = None
+    output: str | None = None
+    shape: tuple[int, int] | None = None
+    colormap: str = "greys"
+
+
+@dataclass(frozen=True)
+class Points:
+    """Fixed scatter points in groups: (name, colour, x, y)."""
+
+    groups: tuple[tuple[str, str, Tensor, Tensor], ...]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A circle at the values named x and y (the current z)."""
+
+    x: str
+    y: str
+    colour: str = OKABE_ITO_VERMILLION
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A polyline from the value named ``output`` (a dict with x and y lists)."""
+
+    output: str
+    colour: str
+    label: str = ""
+    dash: str | None = None
+    width: float = 2.5
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bars from the value named ``output`` (a dict with x, y and width)."""
+
+    output: str
+    colour: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class VLine:
+    """A vertical line at the value named ``output``."""
+
+    output: str
+    colour: str
+    label: str = ""
+    dash: str | None = "6 4"
+
+
+Layer = Points | Marker | Curve | Bars | VLine
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A 2-D plot; ``drag`` names the two sliders that pointer drags and the arrow keys move."""
+
+    title: str
+    x_title: str
+    x_range: tuple[float, float]
+    y_title: str
+    y_range: tuple[float, float]
+    background: Background | None = None
+    layers: tuple[Layer, ...] = ()
+    drag: tuple[str, str] | None = None
+    width: int = 380
+    height: int = 380
+
+
+@dataclass(frozen=True)
+class ImagePanel:
+    """The value named ``output`` (rows · cols values) drawn as an image through a colour map."""
+
+    title: str
+    output: str
+    rows: int
+    cols: int
+    value_range: tuple[float, float]
+    colormap: str = "greys"
+
+
+Panel = Plane | ImagePanel
+
+
+# ------------------------------------------------------------------------------------------ the program's ops
+class _Data:
+    """The named arrays a description carries (base64, little-endian), and their values as the page decodes them."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict] = {}
+        self.decoded: dict[str, Tensor] = {}
+
+    def add(self, name: str, array: np.ndarray, dtype: str, scale: object = None, offset: float = 0.0) -> str:
+        raw = np.ascontiguousarray(array.astype({"int8": "<i1", "uint8": "u1", "float32": "<f4"}[dtype]))
+        entry = {"dtype": dtype, "shape": list(raw.shape), "b64": base64.b64encode(raw.tobytes()).decode("ascii")}
+        values = torch.from_numpy(raw.astype(np.float64))
+        if scale is not None:
+            entry["scale"] = scale
+            s = torch.tensor(scale, dtype=torch.float64)
+            values = values * (s[:, None] if s.dim() == 1 else s)
+        if offset:
+            entry["offset"] = offset
+            values = values + offset
+        self.entries[name] = entry
+        self.decoded[name] = values
+        return name
+
+
+def quantise_rows(weight: Tensor) -> tuple[np.ndarray, list[float]]:
+    """int8 weights with one scale per row (output unit): w ≈ scale_r · q, q ∈ {−127 … 127}, scale_r = max|w_r| / 127.
+
+    The scales are rounded to float32 so that the page and Python multiply by the same numbers.
+    """
+    w = weight.detach().to(torch.float64)
+    scale = (w.abs().amax(1) / 127).clamp(min=1e-12).to(torch.float32).to(torch.float64)  # (out,)
+    q = torch.round(w / scale[:, None]).clamp(-127, 127)  # (out, in)
+    return q.to(torch.int8).numpy(), [float(s) for s in scale]
+
+
+def _matrix(value: object) -> Tensor:
+    t = torch.as_tensor(value, dtype=torch.float64)
+    return t.reshape(1, -1) if t.dim() < 2 else t
+
+
+class Op:
+    """One step of an explorer's program: reads named values, writes named values (mirrored in the runtime)."""
+
+    def json(self, data: _Data) -> dict:  # pragma: no cover - each op defines it
+        raise NotImplementedError
+
+    def run(self, values: dict, data: _Data | None) -> None:  # pragma: no cover - each op defines it
+        """Python's run: with ``data`` the page's own arrays (int8 weights), with None the full-precision model."""
+        raise NotImplementedError
+
+
+@dataclass
+class Stack(Op):
+    """z = (v₁, …, v_n) from scalar values."""
+
+    inputs: tuple[str, ...]
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "stack", "inputs": list(self.inputs), "output": self.output}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        values[self.output] = torch.tensor([[float(values[k]) for k in self.inputs]], dtype=torch.float64)
+
+
+@dataclass
+class MLP(Op):
+    """A network of Linear layers with SiLU between them (``vae_lib.models.mlp``), applied to each row.
+
+    ``scale`` divides the input first (the encoder sees x / x_scale). In the page the weights are int8 with a scale
+    per row (:func:`quantise_rows`), the biases float32.
+    """
+
+    network: nn.Sequential
+    input: str
+    output: str
+    name: str
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        layers = list(self.network)
+        ok = all(isinstance(m, nn.Linear) for m in layers[::2]) and all(isinstance(m, nn.SiLU) for m in layers[1::2])
+        if not isinstance(self.network, nn.Sequential) or not ok or not isinstance(layers[-1], nn.Linear):
+            raise TypeError("network must be an nn.Sequential of Linear layers with SiLU between them "
+                            "(vae_lib.models.mlp); other networks are drawn from a precomputed grid (Bilinear)")
+
+    def _linears(self) -> list[nn.Linear]:
+        return [m for m in self.network if isinstance(m, nn.Linear)]
+
+    def json(self, data: _Data) -> dict:
+        layers = []
+        for i, lin in enumerate(self._linears()):
+            q, scale = quantise_rows(lin.weight)
+            w = data.add(f"{self.name}.w{i}", q, "int8", scale)
+            b = data.add(f"{self.name}.b{i}", lin.bias.detach().numpy(), "float32")
+            act = "silu" if i < len(self._linears()) - 1 else "none"
+            layers.append({"w": w, "b": b, "shape": list(lin.weight.shape), "act": act})
+        ops = [{"op": "mlp", "input": self.input, "output": self.output, "layers": layers}]
+        if self.scale != 1.0:
+            ops.insert(0, {"op": "affine", "input": self.input, "output": self.input + "/s", "a": 1 / self.scale})
+            ops[1]["input"] = self.input + "/s"
+        return ops  # type: ignore[return-value]
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        h = _matrix(values[self.input]) / self.scale  # (rows, in)
+        linears = self._linears()
+        for i, lin in enumerate(linears):
+            if data is None:
+                w, b = lin.weight.detach().double(), lin.bias.detach().double()
+            else:
+                w, b = data.decoded[f"{self.name}.w{i}"], data.decoded[f"{self.name}.b{i}"]
+            h = h @ w.T + b  # (rows, out)
+            if i < len(linears) - 1:
+                h = torch.nn.functional.silu(h)
+        values[self.output] = h
+
+
+@dataclass
+class Head(Op):
+    """Decoder outputs → E_{p_θ(x|z)}[x] in data units: ``categorical`` (Σ_l l·softmax over ``levels``),
+    ``sigmoid`` (scale·σ(out)) or ``linear`` (scale·out), for the first ``dims`` outputs of each row."""
+
+    kind: str
+    input: str
+    output: str
+    dims: int
+    levels: int = 0
+    scale: float = 1.0
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "head", "kind": self.kind, "input": self.input, "output": self.output, "dims": self.dims,
+                "levels": self.levels, "scale": self.scale}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        out = _matrix(values[self.input])  # (rows, outputs)
+        if self.kind == "categorical":
+            probs = torch.softmax(out.unflatten(-1, (self.dims, self.levels)), -1)  # (rows, D, levels)
+            values[self.output] = probs @ torch.arange(self.levels, dtype=probs.dtype)
+        elif self.kind == "sigmoid":
+            values[self.output] = self.scale * torch.sigmoid(out[:, : self.dims])
+        else:
+            values[self.output] = self.scale * out[:, : self.dims]
+
+
+@dataclass
+class NearestCode(Op):
+    """Each ``code_dim`` block of z replaced by its nearest codebook row (the VQ-VAE's quantiser, chapter 6)."""
+
+    codebook: Tensor
+    input: str
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        name = data.add(f"codebook.{self.output}", self.codebook.detach().numpy(), "float32")
+        return {"op": "nearest_code", "input": self.input, "output": self.output, "codebook": name,
+                "code_dim": int(self.codebook.shape[1])}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        z = _matrix(values[self.input])  # (rows, M·D)
+        book = self.codebook.detach().to(torch.float32).to(torch.float64)  # (K, D), as the page holds it
+        blocks = z.unflatten(-1, (-1, book.shape[1]))  # (rows, M, D)
+        k = ((blocks.unsqueeze(-2) - book) ** 2).sum(-1).argmin(-1)  # (rows, M)
+        values[self.output] = book[k].flatten(-2)
+
+
+@dataclass
+class Bilinear(Op):
+    """Outputs precomputed on an n₂ × n₁ grid over (z₁, z₂) and interpolated bilinearly at any z (for decoders
+    too slow for the page, such as chapter 7's convolutional one). Stored as uint8 over ``value_range``."""
+
+    grid: Tensor  # (n2, n1, P): grid[j, i] at (x[i], y[j])
+    x: tuple[float, float]
+    y: tuple[float, float]
+    inputs: tuple[str, str]
+    output: str
+    value_range: tuple[float, float]
+
+    def json(self, data: _Data) -> dict:
+        lo, hi = self.value_range
+        q = ((self.grid.detach().double() - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)
+        name = data.add(f"grid.{self.output}", q.numpy(), "uint8", scale=float(np.float32((hi - lo) / 255)),
+                        offset=float(lo))
+        n2, n1, p = self.grid.shape
+        return {"op": "bilinear", "grid": name, "inputs": list(self.inputs), "output": self.output, "n1": n1,
+                "n2": n2, "size": p, "x": list(self.x), "y": list(self.y)}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        g = data.decoded[f"grid.{self.output}"] if data is not None else self.grid.detach().double()
+        n2, n1, _ = self.grid.shape
+
+        def pos(v: float, lo: float, hi: float, n: int) -> tuple[int, float]:
+            t = (min(max(v, lo), hi) - lo) / (hi - lo) * (n - 1)
+            i = min(int(math.floor(t)), n - 2)
+            return i, t - i
+
+        (i, a), (j, b) = pos(float(values[self.inputs[0]]), *self.x, n1), pos(float(values[self.inputs[1]]), *self.y, n2)
+        out = (1 - b) * ((1 - a) * g[j, i] + a * g[j, i + 1]) + b * ((1 - a) * g[j + 1, i] + a * g[j + 1, i + 1])
+        values[self.output] = out.reshape(1, -1)
+
+
+@dataclass
+class Split(Op):
+    """Split each row into equal parts (the encoder's output → μ, log σ²)."""
+
+    input: str
+    outputs: tuple[str, ...]
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "split", "input": self.input, "outputs": list(self.outputs)}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        for name, part in zip(self.outputs, _matrix(values[self.input]).chunk(len(self.outputs), -1), strict=True):
+            values[name] = part
+
+
+@dataclass
+class Ellipse(Op):
+    """The k-σ ellipse of N(μ, diag exp(log σ²)) in its first two dimensions: μ + k σ ⊙ (cos t, sin t)."""
+
+    mean: str
+    log_var: str
+    k: float
+    output: str
+    points: int = 61
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "ellipse", "mean": self.mean, "log_var": self.log_var, "k": self.k, "output": self.output,
+                "points": self.points}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        m, lv = _matrix(values[self.mean])[0], _matrix(values[self.log_var])[0]
+        t = torch.linspace(0, 2 * math.pi, self.points, dtype=torch.float64)
+        s = (0.5 * lv).exp()
+        values[self.output] = {"x": (m[0] + self.k * s[0] * t.cos()).tolist(),
+                               "y": (m[1] + self.k * s[1] * t.sin()).tolist()}
+
+
+@dataclass
+class KLStdNormal(Op):
+    """KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ_l (μ_l² + σ_l² − 1 − log σ_l²) (a number, nats)."""
+
+    mean: str
+    log_var: str
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "kl_std_normal", "mean": self.mean, "log_var": self.log_var, "output": self.output}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        m, lv = _matrix(values[self.mean]), _matrix(values[self.log_var])
+        values[self.output] = float(0.5 * (m**2 + lv.exp() - 1 - lv).sum())
+
+
+@dataclass
+class Reparameterize(Op):
+    """z_k = μ + σ ⊙ ε_k for K fixed draws ε_k ~ N(0, I) that travel with the description (the same in the page
+    and in Python, so both estimate E_q[log p_θ(x|z)] with the same K points)."""
+
+    eps: Tensor  # (K, L)
+    mean: str
+    log_var: str
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        name = data.add(f"eps.{self.output}", self.eps.numpy(), "float32")
+        return {"op": "reparameterize", "eps": name, "mean": self.mean, "log_var": self.log_var,
+                "output": self.output}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        m, lv = _matrix(values[self.mean]), _matrix(values[self.log_var])
+        eps = self.eps.to(torch.float32).to(torch.float64)
+        values[self.output] = m + (0.5 * lv).exp() * eps  # (K, L)
+
+
+@dataclass
+class CategoricalLogLikelihood(Op):
+    """(1/K) Σ_k log p_θ(x|z_k) for the categorical decoder's logits (K, D·levels) and integer levels x (nats)."""
+
+    x: str
+    logits: str
+    levels: int
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "categorical_log_likelihood", "x": self.x, "logits": self.logits, "levels": self.levels,
+                "output": self.output}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        from .likelihoods import categorical_log_likelihood
+
+        x = _matrix(values[self.x])[0].round()  # (D,)
+        logits = _matrix(values[self.logits])  # (K, D·levels)
+        values[self.output] = float(categorical_log_likelihood(x, logits.unflatten(-1, (-1, self.levels))).mean())
+
+
+@dataclass
+class Difference(Op):
+    """a − b of two numbers (the ELBO from its two terms)."""
+
+    inputs: tuple[str, str]
+    output: str
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "difference", "inputs": list(self.inputs), "output": self.output}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        values[self.output] = float(values[self.inputs[0]]) - float(values[self.inputs[1]])
+
+
+@dataclass
+class Lookup(Op):
+    """Values precomputed for each combination of the ``keys``' indices (choices, or sliders with ``snap``).
+
+    ``table`` maps "i,j" to a dict of values; ``live`` (optional) computes the same values for any state in a
+    kernel, e.g. fresh Monte Carlo estimates for any μ, σ, K.
+    """
+
+    keys: tuple[str, ...]
+    table: Mapping[str, Mapping[str, Any]]
+    live: Callable[[dict], Mapping[str, Any]] | None = None
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "lookup", "keys": list(self.keys), "table": dict(self.table)}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        if data is None and self.live is not None:
+            values.update(self.live(values))
+            return
+        values.update(self.table[",".join(str(int(values[k + "#index"])) for k in self.keys)])
+
+
+@dataclass
+class QuadratureELBO(Op):
+    """Chapter 2's L(q) = Σ_g q(z_g)[log p_θ(x, z_g) − log q(z_g)] dA on a grid, log p_θ(x) and the gap, for the
+    preset picked by the choice ``preset`` and q = N((μ₁, μ₂), diag(σ₁², σ₂²)) from the sliders ``q``
+    (μ₁, μ₂, log σ₁, log σ₂)."""
+
+    log_joint: Tensor  # (P, n2, n1)
+    z1: Tensor
+    z2: Tensor
+    cell_area: float
+    preset: str
+    q: tuple[str, str, str, str]
+    output: str = "elbo"
+    evidence: str = "log_px"
+    gap: str = "gap"
+
+    def json(self, data: _Data) -> dict:
+        name = data.add("log_joint", self.log_joint.to(torch.float32).numpy(), "float32")
+        return {"op": "quadrature_elbo", "log_joint": name, "z1": self.z1.tolist(), "z2": self.z2.tolist(),
+                "cell_area": self.cell_area, "preset": self.preset, "q": list(self.q), "output": self.output,
+                "evidence": self.evidence, "gap": self.gap}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        from .posterior_explorer import PosteriorGrid, quadrature_elbo
+
+        log_joint = data.decoded["log_joint"] if data is not None else self.log_joint.to(torch.float64)
+        grid = PosteriorGrid(self.z1.double(), self.z2.double(), log_joint, self.cell_area)
+        p = int(values[self.preset + "#index"])
+        q = torch.tensor([float(values[k]) for k in self.q], dtype=torch.float64)
+        elbo = float(quadrature_elbo(grid, p, q[:2], q[2:]))
+        log_px = float(grid.log_evidence[p])
+        values.update({self.output: elbo, self.evidence: log_px, self.gap: log_px - elbo})
+
+
+# ------------------------------------------------------------------------------------------ the explorer
+def explorer_runtime() -> str:
+    """The source of ``explorer_runtime.js``, the one script every explorer uses (the book includes it once per
+    page, ``_ext/static_page.py``; a notebook output carries it inline)."""
+    return files("vae_lib").joinpath("explorer_runtime.js").read_text(encoding="utf-8")
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Tensor):
+        m = _matrix(value)
+        return {"rows": m.shape[0], "cols": m.shape[1], "d": [float(v) for v in m.flatten()]}
+    if isinstance(value, (np.floating, np.integer)):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class Explorer:
+    """An explorer: controls, panels, a program and a readout (see the module docstring).
+
+    ``title`` heads it; ``caption`` describes what to look at (it labels the figure for screen readers);
+    ``readout`` is a template over the values, e.g. ``"z = ({z1:.2f}, {z2:.2f})"``.
+    """
+
+    title: str
+    caption: str
+    controls: tuple[Control, ...]
+    panels: tuple[Panel, ...]
+    program: tuple[Op, ...]
+    readout: str
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ValueError(f"controls must have distinct names, got {names}")
+        for p in self.panels:
+            if isinstance(p, Plane) and p.drag is not None:
+                missing = [n for n in p.drag if n not in names]
+                if missing:
+                    raise ValueError(f"plane {p.title!r} drags {missing}, which are not controls")
+
+    # -- state and values -------------------------------------------------------------------------------
+    def initial_state(self) -> dict:
+        """The controls' starting values (a choice's or snapped slider's index under ``name#index``)."""
+        state: dict[str, Any] = {}
+        for c in self.controls:
+            if isinstance(c, Slider):
+                state[c.name] = c.value
+                if c.snap:
+                    state[c.name + "#index"] = int(round((c.value - c.low) / c.step))
+            elif isinstance(c, Choice):
+                state[c.name] = state[c.name + "#index"] = c.value
+            elif isinstance(c, Pad):
+                state[c.name] = torch.tensor([c.value], dtype=torch.float64)
+        return state
+
+    def evaluate(self, state: Mapping[str, Any] | None = None, *, exact: bool = False) -> dict:
+        """Run the program in Python: with the page's own arrays (int8 weights; what the page computes), or with
+        ``exact=True`` the full-precision model (what the live explorer computes)."""
+        values = self.initial_state()
+        values.update(state or {})
+        data = None if exact else self._data()
+        with torch.no_grad():
+            for op in self.program:
+                op.run(values, data)
+        return values
+
+    def quantisation_error(self, states: Sequence[Mapping[str, Any]], output: str) -> float:
+        """max |page − full precision| of the value ``output`` over the given states."""
+        errs = [float((_matrix(self.evaluate(s)[output]) - _matrix(self.evaluate(s, exact=True)[output])).abs().max())
+                for s in states]
+        return max(errs)
+
+    # -- the description as JSON ------------------------------------------------------------------------
+    def _data(self) -> _Data:
+        data = _Data()
+        self._program_json(data)
+        self._panels_json(data)
+        return data
+
+    def _program_json(self, data: _Data) -> list[dict]:
+        out: list[dict] = []
+        for op in self.program:
+            j = op.json(data)
+            out.extend(j if isinstance(j, list) else [j])
+        return out
+
+    def _panels_json(self, data: _Data) -> list[dict]:
+        panels = []
+        for k, p in enumerate(self.panels):
+            if isinstance(p, ImagePanel):
+                panels.append({"kind": "image", "title": p.title, "output": p.output, "rows": p.rows, "cols": p.cols,
+                               "range": list(p.value_range), "colormap": p.colormap})
+                continue
+            j: dict[str, Any] = {"kind": "plane", "title": p.title, "x": {"title": p.x_title, "range": list(p.x_range)},
+                                 "y": {"title": p.y_title, "range": list(p.y_range)}, "drag": p.drag,
+                                 "width": p.width, "height": p.height, "layers": [], "legend": []}
+            b = p.background
+            if b is not None:
+                j["background"] = {"extent": list(b.extent), "range": list(b.value_range), "colormap": b.colormap}
+                if b.values is not None:
+                    # row 0 of the values is the bottom of the plane; the bitmap's row 0 is its top
+                    v = b.values.detach().double().flip(0)
+                    lo, hi = b.value_range
+                    q = ((v - lo) / (hi - lo) * 254).round().clamp(0, 254)
+                    q = torch.where(v.isnan(), torch.full_like(q, 255), q).to(torch.uint8)  # 255: blank
+                    j["background"].update(data=data.add(f"background{k}", q.numpy(), "uint8"), rows=v.shape[0],
+                                           cols=v.shape[1], range=[0, 254], blank=255)
+                else:
+                    j["background"].update(output=b.output, rows=b.shape[0], cols=b.shape[1])
+            for layer in p.layers:
+                if isinstance(layer, Points):
+                    j["layers"].append({"kind": "points", "groups": [
+                        {"name": name, "colour": colour, "x": [round(float(v), 3) for v in xs],
+                         "y": [round(float(v), 3) for v in ys]} for name, colour, xs, ys in layer.groups]})
+                    j["legend"] += [{"label": name, "colour": colour, "dot": True} for name, colour, _, _ in layer.groups]
+                elif isinstance(layer, Marker):
+                    j["layers"].append({"kind": "marker", "x": layer.x, "y": layer.y, "colour": layer.colour})
+                elif isinstance(layer, Curve):
+                    j["layers"].append({"kind": "curve", "output": layer.output, "colour": layer.colour,
+                                        "dash": layer.dash, "width": layer.width})
+                    if layer.label:
+                        j["legend"].append({"label": layer.label, "colour": layer.colour, "dash": layer.dash})
+                elif isinstance(layer, Bars):
+                    j["layers"].append({"kind": "bars", "output": layer.output, "colour": layer.colour})
+                    if layer.label:
+                        j["legend"].append({"label": layer.label, "colour": layer.colour})
+                elif isinstance(layer, VLine):
+                    j["layers"].append({"kind": "vline", "output": layer.output, "colour": layer.colour,
+                                        "dash": layer.dash, "width": 2})
+                    if layer.label:
+                        j["legend"].append({"label": layer.label, "colour": layer.colour, "dash": layer.dash})
+            panels.append(j)
+        return panels
+
+    def spec(self, *, with_program_data: bool = True) -> dict:
+        """The description as JSON-ready data: what the runtime draws and (static) runs."""
+        data = _Data()
+        program = self._program_json(data)
+        if not with_program_data:
+            data = _Data()
+        panels = self._panels_json(data)
+        return {"title": self.title, "caption": self.caption, "controls": [c.json() for c in self.controls],
+                "panels": panels, "program": program, "readout": self.readout, "data": data.entries}
+
+    # -- static and live ------------------------------------------------------------------------------
+    def html(self, *, runtime: bool = True) -> str:
+        """The static explorer: a host element with the description as JSON, and (``runtime``) the runtime inline,
+        marked so that the book's Sphinx extension replaces it by one copy per page."""
+        spec = json.dumps(self.spec(), separators=(",", ":")).replace("</", "<\\/")
+        host = (f'<div class="vae-explorer-host" id="vx-{uuid.uuid4().hex[:12]}">'
+                f'<script type="application/json">{spec}</script>'
+                f'<noscript>{html.escape(self.title)}: this explorer needs JavaScript.</noscript></div>')
+        if not runtime:
+            return host
+        return (f'<script data-vae-explorer-runtime="1">{explorer_runtime()}</script>{host}'
+                "<script>window.vaeExplorer && window.vaeExplorer.mountAll(document);</script>")
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        return {"text/html": self.html(), "text/plain": f"<Explorer: {self.title}>"}
+
+    def live(self):
+        """The live explorer: an anywidget drawn by the same runtime; the kernel runs the program with torch."""
+        from .explorer_live import ExplorerWidget
+
+        return ExplorerWidget(self)
+
+
+# ------------------------------------------------------------------------------------------ decoded grids
 @dataclass(frozen=True)
 class LatentGridImages:
     """Decoded outputs on a regular latent grid: images[j, i] = E[x | z = (z1[i], z2[j])]."""
@@ -41,24 +773,20 @@ class LatentGridImages:
     images: Tensor  # (n2, n1, H, W)
 
 
-def _check_decoder(decode: Decoder, image_shape: tuple[int, int]) -> tuple[int, int]:
-    if not callable(decode):
-        raise TypeError(f"decode must be callable (z of shape (N, 2) -> outputs (N, H*W)), got {type(decode).__name__}")
-    if len(image_shape) != 2 or any(int(s) < 1 for s in image_shape):
-        raise ValueError(f"image_shape must be (height, width) with positive sizes, got {image_shape}")
-    return int(image_shape[0]), int(image_shape[1])
-
-
 def _check_range(z_range: tuple[float, float]) -> tuple[float, float]:
     if len(z_range) != 2 or not z_range[0] < z_range[1]:
         raise ValueError(f"z_range must be (low, high) with low < high, got {z_range}")
     return float(z_range[0]), float(z_range[1])
 
 
-def decode_grid(decode: Decoder, image_shape: tuple[int, int], z_range: tuple[float, float] = (-3.0, 3.0),
-                n: int = 15) -> LatentGridImages:
+def decode_grid(decode: Callable[[Tensor], Tensor], image_shape: tuple[int, int],
+                z_range: tuple[float, float] = (-3.0, 3.0), n: int = 15) -> LatentGridImages:
     """Decode the n × n grid over z_range² in one batch; ``decode`` maps z (N, 2) to outputs (N, H·W)."""
-    h, w = _check_decoder(decode, image_shape)
+    if not callable(decode):
+        raise TypeError(f"decode must be callable (z of shape (N, 2) -> outputs (N, H*W)), got {type(decode).__name__}")
+    if len(image_shape) != 2 or any(int(s) < 1 for s in image_shape):
+        raise ValueError(f"image_shape must be (height, width) with positive sizes, got {image_shape}")
+    h, w = int(image_shape[0]), int(image_shape[1])
     lo, hi = _check_range(z_range)
     n = check_count("n", n, minimum=2)
     axis = torch.linspace(lo, hi, n)
@@ -66,15 +794,15 @@ def decode_grid(decode: Decoder, image_shape: tuple[int, int], z_range: tuple[fl
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1)  # (n·n, 2), z1 varies fastest
     with torch.no_grad():
         out = decode(z)
-    if out.shape != (n * n, h * w):
+    if out.shape[0] != n * n or out[0].numel() != h * w:
         raise ValueError(f"decode must return shape (N, {h * w}) for image_shape {image_shape}, got {tuple(out.shape)}")
     return LatentGridImages(axis, axis, out.reshape(n, n, h, w).float())
 
 
 def mosaic(grid: LatentGridImages, gap: int = 1) -> Tensor:
     """Tile the decoded images into one array whose row 0 is the *bottom* (lowest z₂), with each image's own
-    top row uppermost, as a heatmap with y pointing up displays it. ``gap`` rows/columns of NaN (drawn blank)
-    separate neighbouring tiles, so that adjacent digits do not merge; shape (n2·(H+gap) − gap, n1·(W+gap) − gap).
+    top row uppermost. ``gap`` rows/columns of NaN (drawn blank) separate neighbouring tiles, so that adjacent
+    digits do not merge; shape (n2·(H+gap) − gap, n1·(W+gap) − gap).
     """
     n2, n1, h, w = grid.images.shape
     if gap < 0:
@@ -86,134 +814,9 @@ def mosaic(grid: LatentGridImages, gap: int = 1) -> Tensor:
     return tiled[: n2 * (h + gap) - gap, : n1 * (w + gap) - gap]
 
 
-def _base_figure(grid: LatentGridImages, current: Tensor, value_range: tuple[float, float], title: str,
-                 marker_radius: float) -> go.Figure:
-    n2, n1, h, w = grid.images.shape
-    step = float(grid.z1[1] - grid.z1[0])
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                        subplot_titles=("phase diagram: E[x | z] over (z₁, z₂)",
-                                        LABEL_FORMAT.format(z1="0.00", z2="0.00")))
-    fig.add_trace(go.Heatmap(
-        # one pixel gap per tile: pixel pitch step/(W+1); tile i's centre column sits at z1[i]
-        z=mosaic(grid, gap=1).numpy(), x0=float(grid.z1[0]) - (w - 1) / 2 * step / (w + 1), dx=step / (w + 1),
-        y0=float(grid.z2[0]) - (h - 1) / 2 * step / (h + 1), dy=step / (h + 1),
-        colorscale="Greys", zmin=value_range[0], zmax=value_range[1], showscale=False,
-        hovertemplate="z₁ ≈ %{x:.2f}<br>z₂ ≈ %{y:.2f}<extra>click to move z here</extra>"), row=1, col=1)
-    fig.add_trace(go.Heatmap(
-        z=current.numpy(), colorscale="Greys", zmin=value_range[0], zmax=value_range[1],
-        colorbar=dict(title="E[x|z]", len=0.8), hovertemplate="row %{y}, col %{x}: %{z:.1f}<extra></extra>"),
-        row=1, col=2)
-    fig.update_xaxes(title_text="z₁", row=1, col=1)
-    fig.update_yaxes(title_text="z₂", scaleanchor="x", row=1, col=1)
-    fig.update_xaxes(showticklabels=False, title_text="pixel column", row=1, col=2)
-    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor="x2", title_text="pixel row", row=1, col=2)
-    fig.add_shape(type="circle", xref="x", yref="y", x0=-marker_radius, x1=marker_radius, y0=-marker_radius,
-                  y1=marker_radius, line=dict(color="#D55E00", width=3))
-    fig.update_xaxes(constrain="domain", showline=True, linecolor="#888888", mirror=True, row=1, col=2)
-    fig.update_yaxes(constrain="domain", showline=True, linecolor="#888888", mirror=True, row=1, col=2)
-    fig.update_layout(title=title, height=460, margin=dict(t=80, b=40, l=60, r=20), plot_bgcolor="white")
-    return fig
-
-
-def _nearest_index(axis: Tensor, value: float) -> int:
-    return int(torch.argmin((axis - value).abs()))
-
-
-def phase_diagram_figure(decode: Decoder, image_shape: tuple[int, int], *,
-                         z_range: tuple[float, float] = (-3.0, 3.0), n_mosaic: int = 11, n_lookup: int = 31,
-                         value_range: tuple[float, float] = (0.0, 16.0), start: tuple[float, float] = (0.0, 0.0),
-                         title: str = "Latent explorer") -> go.Figure:
-    """The static latent explorer as a plotly Figure (works in the built HTML without a kernel).
-
-    The phase diagram tiles ``n_mosaic`` × ``n_mosaic`` decoded outputs; the decoded panel shows the
-    output at the current z, which snaps to an ``n_lookup`` × ``n_lookup`` grid (the decoded outputs
-    there are embedded, quantised to 8 bits over ``value_range``). Sliders move z₁ and z₂; clicking the
-    phase diagram moves z to the clicked point.
-    """
-    h, w = _check_decoder(decode, image_shape)
-    check_count("n_mosaic", n_mosaic, minimum=2)
-    check_count("n_lookup", n_lookup, minimum=2)
-    lo, hi = float(value_range[0]), float(value_range[1])
-    if not lo < hi:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
-    coarse = decode_grid(decode, image_shape, z_range, n_mosaic)
-    fine = decode_grid(decode, image_shape, z_range, n_lookup)
-    i0, j0 = _nearest_index(fine.z1, start[0]), _nearest_index(fine.z2, start[1])
-    radius = 0.35 * float(coarse.z1[1] - coarse.z1[0])
-    fig = _base_figure(coarse, fine.images[j0, i0], (lo, hi), title, radius)
-    quantised = ((fine.images - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)  # (n2, n1, H, W)
-    z1 = [round(float(v), 4) + 0.0 for v in fine.z1]  # + 0.0 turns −0.0 into 0.0 for the labels
-    z2 = [round(float(v), 4) + 0.0 for v in fine.z2]
-
-    def slider(name: str, values: list[float], active: int, y: float) -> dict:
-        steps = [dict(method="skip", label=f"{v:.1f}", value=str(k), args=[]) for k, v in enumerate(values)]
-        # transition 0: the grip jumps to the new step with the decoded panel; plotly's default 150 ms glide
-        # redraws the page on every frame of it, which doubles a move's main-thread time on a long chapter page
-        return dict(name=name, active=active, steps=steps, transition=dict(duration=0),
-                    x=0.0, len=0.62, y=y, yanchor="top", pad=dict(t=0, b=0),
-                    currentvalue=dict(prefix=f"{name.replace('z1', 'z₁').replace('z2', 'z₂')} = ",
-                                      font=dict(size=13, color="#222222")),
-                    tickcolor="rgba(0,0,0,0)", font=dict(size=1, color="rgba(0,0,0,0)"))
-
-    fig.update_layout(
-        sliders=[slider("z1", z1, i0, -0.14), slider("z2", z2, j0, -0.34)],
-        height=600, margin=dict(t=80, b=190, l=60, r=20),
-        meta=dict(latent_explorer=dict(
-            z1=z1, z2=z2, height=h, width=w, vmin=lo, vmax=hi, start=[i0, j0],
-            images_b64=base64.b64encode(quantised.numpy().tobytes()).decode("ascii"),
-            decoded_trace=1, mosaic_trace=0, marker_radius=radius,
-            label_annotation=1, label_format=LABEL_FORMAT)))
-    fig.layout.annotations[1].text = LABEL_FORMAT.format(z1=f"{z1[i0]:.2f}", z2=f"{z2[j0]:.2f}")
-    fig.layout.shapes[0].update(x0=z1[i0] - radius, x1=z1[i0] + radius, y0=z2[j0] - radius, y1=z2[j0] + radius)
-    return fig
-
-
-def live_explorer(decode: Decoder, image_shape: tuple[int, int], *, z_range: tuple[float, float] = (-3.0, 3.0),
-                  n_mosaic: int = 11, value_range: tuple[float, float] = (0.0, 16.0),
-                  title: str = "Latent explorer (live)"):
-    """The live latent explorer for a running kernel: sliders for z₁, z₂ decode z on every move.
-
-    Returns an ``ipywidgets.VBox`` holding the sliders and a ``plotly.graph_objects.FigureWidget``;
-    each move updates the decoded panel, the marker and the label in place (no redraw of the figure).
-    """
-    import ipywidgets as widgets
-
-    h, w = _check_decoder(decode, image_shape)
-    lo, hi = _check_range(z_range)
-    coarse = decode_grid(decode, image_shape, z_range, n_mosaic)
-    radius = 0.35 * float(coarse.z1[1] - coarse.z1[0])
-
-    def decode_one(z1: float, z2: float) -> np.ndarray:
-        with torch.no_grad():
-            return decode(torch.tensor([[z1, z2]], dtype=torch.float32)).reshape(h, w).numpy()
-
-    base = _base_figure(coarse, torch.as_tensor(decode_one(0.0, 0.0)),
-                        (float(value_range[0]), float(value_range[1])), title, radius)
-    # the widget's state travels as strict JSON: the mosaic's blank NaN gaps become null (drawn blank all the same)
-    base.data[0].z = [[None if v != v else v for v in row] for row in np.asarray(base.data[0].z).tolist()]
-    fig = go.FigureWidget(base)
-    step = (hi - lo) / 100
-    sliders = [widgets.FloatSlider(value=0.0, min=lo, max=hi, step=step, description=name, continuous_update=True,
-                                   readout_format=".2f") for name in ("z₁", "z₂")]
-
-    marker = fig.layout.shapes[0].to_plotly_json()  # only its position changes
-    titles = [a.to_plotly_json() for a in fig.layout.annotations]  # the subplot titles; [1] is the label
-
-    def update(_change: object = None) -> None:
-        z1, z2 = sliders[0].value, sliders[1].value
-        image = decode_one(z1, z2)  # (H, W)
-        # One plotly_update that replaces the (one-element) shapes list and the two titles whole: plotly.py
-        # validates a dotted path such as "shapes[0].x0" at about 1 ms per key, a whole list in about 0.1 ms.
-        fig.plotly_update(
-            restyle_data={"z": [image]}, trace_indexes=[1],
-            relayout_data={"shapes": [dict(marker, x0=z1 - radius, x1=z1 + radius, y0=z2 - radius, y1=z2 + radius)],
-                           "annotations": [titles[0], dict(titles[1], text=LABEL_FORMAT.format(z1=f"{z1:.2f}",
-                                                                                               z2=f"{z2:.2f}"))]})
-
-    for s in sliders:
-        s.observe(update, names="value")
-    box = widgets.VBox([widgets.HBox(sliders), fig])
-    box.update = update  # exposed for tests and benchmarks: set the sliders, then call update()
-    box.sliders = sliders
-    box.figure = fig
-    return box
+def as_points(name: str, value: object) -> Tensor:
+    """A (N, 2) tensor of points, checked."""
+    t = as_tensor(name, value, ndim=2, dtype=torch.float64)
+    if t.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (N, 2), got {tuple(t.shape)}")
+    return t

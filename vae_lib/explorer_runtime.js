@@ -1,0 +1,668 @@
+/* The explorer runtime: the one script behind every explorer of the book (vae_lib/explorer.py).
+ *
+ * An explorer is described once, in Python, as JSON: its controls (sliders, choices, buttons, a drawing pad),
+ * its panels (a plane the reader can drag on, images, bar and line plots, a readout) and its program (the update:
+ * a list of small numeric ops from the controls' values to the values the panels draw). The same description is
+ * drawn in two ways:
+ *   - static (the built book, or a notebook output with no kernel): this script runs the program itself, networks
+ *     included (their weights travel with the description);
+ *   - live (an anywidget in a running kernel): the kernel runs the program with torch and sends the values back.
+ * Nothing here touches plotly: the explorer draws its own SVG and canvas.
+ *
+ * Public: vaeExplorer.mountAll(root), vaeExplorer.mount(element), vaeExplorer.render(element, spec, engine),
+ * vaeExplorer.ops (the op implementations, for tests), vaeExplorer.data(id, b64) (external data files call it).
+ * Each mounted explorer element gets .explorer = {set(name, value), values(), state, update()} for tests. */
+(function (root) {
+  'use strict';
+  if (root.vaeExplorer && root.vaeExplorer.version === 1) { return; }
+  var SVG = 'http://www.w3.org/2000/svg';
+  var pending = {};  // external data id -> callbacks waiting for it
+  var external = {};  // external data id -> base64 payload
+
+  // ---------------------------------------------------------------- values: numbers and row-major matrices
+  function M(rows, cols, data) { return { rows: rows, cols: cols, d: data || new Float64Array(rows * cols) }; }
+  function asMatrix(v) {
+    if (typeof v === 'number') { return M(1, 1, Float64Array.of(v)); }
+    if (Array.isArray(v)) { return M(1, v.length, Float64Array.from(v)); }
+    return v;
+  }
+  function decodeB64(b64) {
+    var raw = atob(b64), bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
+    return bytes;
+  }
+  // a data entry {dtype, shape, b64} (little-endian, as numpy writes it) -> Float64Array of its values
+  function decodeData(entry) {
+    var bytes = decodeB64(entry.b64), raw;
+    if (entry.dtype === 'int8') { raw = new Int8Array(bytes.buffer); }
+    else if (entry.dtype === 'uint8') { raw = bytes; }
+    else if (entry.dtype === 'float32') { raw = new Float32Array(bytes.buffer); }
+    else { throw new Error('explorer data: unknown dtype ' + entry.dtype); }
+    var out = new Float64Array(raw.length), scale = entry.scale, offset = entry.offset || 0;
+    var cols = entry.shape[entry.shape.length - 1];
+    for (var i = 0; i < raw.length; i++) {
+      // int8 weights carry one scale per row; uint8 images one (offset, scale) pair
+      var s = scale === undefined ? 1 : (Array.isArray(scale) ? scale[Math.floor(i / cols)] : scale);
+      out[i] = offset + s * raw[i];
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- the ops (mirrored by vae_lib/explorer.py)
+  var ops = {
+    stack: function (op, v) {
+      var m = M(1, op.inputs.length);
+      op.inputs.forEach(function (name, k) { m.d[k] = v[name]; });
+      v[op.output] = m;
+    },
+    affine: function (op, v) {  // y = a x + b elementwise
+      var x = asMatrix(v[op.input]), y = M(x.rows, x.cols);
+      for (var i = 0; i < x.d.length; i++) { y.d[i] = op.a * x.d[i] + (op.b || 0); }
+      v[op.output] = y;
+    },
+    mlp: function (op, v, data) {  // Linear layers (W (out, in), b) with SiLU between them, on each row of x
+      var h = asMatrix(v[op.input]);
+      op.layers.forEach(function (layer) {
+        var W = data[layer.w], b = data[layer.b], nOut = layer.shape[0], nIn = layer.shape[1];
+        if (h.cols !== nIn) { throw new Error('mlp: input has ' + h.cols + ' columns, layer expects ' + nIn); }
+        var out = M(h.rows, nOut);
+        for (var r = 0; r < h.rows; r++) {
+          var hOff = r * nIn, oOff = r * nOut;
+          for (var o = 0; o < nOut; o++) {
+            var s = b[o], wOff = o * nIn;
+            for (var i = 0; i < nIn; i++) { s += W[wOff + i] * h.d[hOff + i]; }
+            out.d[oOff + o] = layer.act === 'silu' ? s / (1 + Math.exp(-s)) : s;
+          }
+        }
+        h = out;
+      });
+      v[op.output] = h;
+    },
+    head: function (op, v) {  // decoder outputs -> E[x|z] in data units, per row
+      var out = asMatrix(v[op.input]), D = op.dims, y = M(out.rows, D);
+      for (var r = 0; r < out.rows; r++) {
+        for (var d = 0; d < D; d++) {
+          var val;
+          if (op.kind === 'categorical') {
+            var off = r * out.cols + d * op.levels, mx = -Infinity, z = 0, mean = 0;
+            for (var l = 0; l < op.levels; l++) { mx = Math.max(mx, out.d[off + l]); }
+            for (l = 0; l < op.levels; l++) { var e = Math.exp(out.d[off + l] - mx); z += e; mean += l * e; }
+            val = mean / z;
+          } else if (op.kind === 'sigmoid') {
+            val = op.scale / (1 + Math.exp(-out.d[r * out.cols + d]));
+          } else {
+            val = op.scale * out.d[r * out.cols + d];
+          }
+          y.d[r * D + d] = val;
+        }
+      }
+      v[op.output] = y;
+    },
+    nearest_code: function (op, v, data) {  // each code_dim block of z replaced by its nearest codebook row
+      var z = asMatrix(v[op.input]), C = data[op.codebook], D = op.code_dim, K = C.length / D, y = M(z.rows, z.cols);
+      for (var r = 0; r < z.rows; r++) {
+        for (var p = 0; p < z.cols / D; p++) {
+          var off = r * z.cols + p * D, best = 0, bestD = Infinity;
+          for (var k = 0; k < K; k++) {
+            var dist = 0;
+            for (var j = 0; j < D; j++) { var t = z.d[off + j] - C[k * D + j]; dist += t * t; }
+            if (dist < bestD) { bestD = dist; best = k; }
+          }
+          for (j = 0; j < D; j++) { y.d[off + j] = C[best * D + j]; }
+        }
+      }
+      v[op.output] = y;
+    },
+    bilinear: function (op, v, data) {  // a (n2, n1, P) grid of outputs over z, interpolated at (z1, z2)
+      var G = data[op.grid], n1 = op.n1, n2 = op.n2, P = op.size, out = M(1, P);
+      function pos(value, lo, hi, n) {
+        var t = (Math.min(Math.max(value, lo), hi) - lo) / (hi - lo) * (n - 1), i = Math.min(Math.floor(t), n - 2);
+        return [i, t - i];
+      }
+      var a = pos(v[op.inputs[0]], op.x[0], op.x[1], n1), b = pos(v[op.inputs[1]], op.y[0], op.y[1], n2);
+      for (var p = 0; p < P; p++) {
+        var g00 = G[(b[0] * n1 + a[0]) * P + p], g01 = G[(b[0] * n1 + a[0] + 1) * P + p];
+        var g10 = G[((b[0] + 1) * n1 + a[0]) * P + p], g11 = G[((b[0] + 1) * n1 + a[0] + 1) * P + p];
+        out.d[p] = (1 - b[1]) * ((1 - a[1]) * g00 + a[1] * g01) + b[1] * ((1 - a[1]) * g10 + a[1] * g11);
+      }
+      v[op.output] = out;
+    },
+    split: function (op, v) {  // the columns of x into equal parts (e.g. encoder output -> mean, log variance)
+      var x = asMatrix(v[op.input]), n = op.outputs.length, w = x.cols / n;
+      op.outputs.forEach(function (name, k) {
+        var y = M(x.rows, w);
+        for (var r = 0; r < x.rows; r++) { for (var c = 0; c < w; c++) { y.d[r * w + c] = x.d[r * x.cols + k * w + c]; } }
+        v[name] = y;
+      });
+    },
+    ellipse: function (op, v) {  // the k-sigma ellipse of N(mean, diag exp(log_var)) in the first two dimensions
+      var m = asMatrix(v[op.mean]), lv = asMatrix(v[op.log_var]), xs = [], ys = [], n = op.points - 1;
+      for (var t = 0; t <= n; t++) {
+        var a = 2 * Math.PI * t / n;
+        xs.push(m.d[0] + op.k * Math.exp(0.5 * lv.d[0]) * Math.cos(a));
+        ys.push(m.d[1] + op.k * Math.exp(0.5 * lv.d[1]) * Math.sin(a));
+      }
+      v[op.output] = { x: xs, y: ys };
+    },
+    kl_std_normal: function (op, v) {  // KL(N(m, diag exp(lv)) || N(0, I)) = ½ Σ (m² + e^lv − 1 − lv)
+      var m = asMatrix(v[op.mean]), lv = asMatrix(v[op.log_var]), s = 0;
+      for (var i = 0; i < m.d.length; i++) { s += 0.5 * (m.d[i] * m.d[i] + Math.exp(lv.d[i]) - 1 - lv.d[i]); }
+      v[op.output] = s;
+    },
+    reparameterize: function (op, v, data) {  // z_k = m + exp(lv / 2) ε_k for the K fixed rows ε_k
+      var m = asMatrix(v[op.mean]), lv = asMatrix(v[op.log_var]), E = data[op.eps], L = m.cols, K = E.length / L;
+      var z = M(K, L);
+      for (var k = 0; k < K; k++) {
+        for (var l = 0; l < L; l++) { z.d[k * L + l] = m.d[l] + Math.exp(0.5 * lv.d[l]) * E[k * L + l]; }
+      }
+      v[op.output] = z;
+    },
+    categorical_log_likelihood: function (op, v) {  // mean over rows k of Σ_d log softmax(logits_kd)[x_d]
+      var logits = asMatrix(v[op.logits]), x = asMatrix(v[op.x]), D = x.cols, L = op.levels, total = 0;
+      for (var k = 0; k < logits.rows; k++) {
+        for (var d = 0; d < D; d++) {
+          var off = k * logits.cols + d * L, mx = -Infinity, z = 0;
+          for (var l = 0; l < L; l++) { mx = Math.max(mx, logits.d[off + l]); }
+          for (l = 0; l < L; l++) { z += Math.exp(logits.d[off + l] - mx); }
+          total += logits.d[off + Math.round(x.d[d])] - mx - Math.log(z);
+        }
+      }
+      v[op.output] = total / logits.rows;
+    },
+    difference: function (op, v) { v[op.output] = v[op.inputs[0]] - v[op.inputs[1]]; },
+    lookup: function (op, v) {  // precomputed values for each combination of the keys' (choice or step) indices
+      var key = op.keys.map(function (k) { return String(v[k + '#index']); }).join(',');
+      var entry = op.table[key];
+      if (!entry) { throw new Error('lookup: no entry for ' + key); }
+      Object.keys(entry).forEach(function (name) { v[name] = entry[name]; });
+    },
+    quadrature_elbo: function (op, v, data) {
+      // L(q) = Σ_g q(z_g) [log p(x, z_g) − log q(z_g)] dA on the grid of preset p, q = N(μ, diag σ²); and log p(x)
+      var G = data[op.log_joint], n1 = op.z1.length, n2 = op.z2.length, cells = n1 * n2, p = v[op.preset + '#index'];
+      var mu1 = v[op.q[0]], mu2 = v[op.q[1]], ls1 = v[op.q[2]], ls2 = v[op.q[3]], s1 = Math.exp(ls1), s2 = Math.exp(ls2);
+      var off = p * cells, elbo = 0, mx = -Infinity, sum = 0, LOG_2PI = Math.log(2 * Math.PI);
+      var grad = [0, 0, 0, 0];
+      for (var j = 0; j < n2; j++) {
+        var u2 = (op.z2[j] - mu2) / s2;
+        for (var i = 0; i < n1; i++) {
+          var u1 = (op.z1[i] - mu1) / s1, logQ = -LOG_2PI - ls1 - ls2 - 0.5 * (u1 * u1 + u2 * u2), q = Math.exp(logQ);
+          var lj = G[off + j * n1 + i];
+          if (lj > mx) { sum = sum * Math.exp(mx - lj) + 1; mx = lj; } else { sum += Math.exp(lj - mx); }
+          if (q === 0) { continue; }
+          var f = lj - logQ, c = q * (f - 1);
+          elbo += q * f;
+          grad[0] += c * u1 / s1; grad[1] += c * u2 / s2; grad[2] += c * (u1 * u1 - 1); grad[3] += c * (u2 * u2 - 1);
+        }
+      }
+      v[op.output] = elbo * op.cell_area;
+      v[op.output + '_grad'] = grad.map(function (g) { return g * op.cell_area; });
+      v[op.evidence] = mx + Math.log(sum) + Math.log(op.cell_area);
+      v[op.gap] = v[op.evidence] - v[op.output];
+    }
+  };
+
+  function runProgram(program, values, data) {
+    program.forEach(function (op) { ops[op.op](op, values, data); });
+    return values;
+  }
+
+  // ---------------------------------------------------------------- drawing helpers
+  function el(tag, attrs, parent, ns) {
+    var e = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function svg(tag, attrs, parent) { return el(tag, attrs, parent, true); }
+  var COLORMAPS = {  // value in [0, 1] -> [r, g, b]
+    greys: function (t) { var c = Math.round(255 * (1 - t)); return [c, c, c]; },  // 0 white, 1 black (ink)
+    gray: function (t) { var c = Math.round(255 * t); return [c, c, c]; },  // 0 black, 1 white
+    blues: function (t) {  // white to dark blue
+      return [Math.round(247 - 239 * t), Math.round(251 - 203 * t), Math.round(255 - 148 * t)];
+    }
+  };
+  function paint(ctx, values, rows, cols, range, colormap) {
+    var img = ctx.createImageData(cols, rows), cm = COLORMAPS[colormap || 'greys'], span = range[1] - range[0];
+    for (var i = 0; i < rows * cols; i++) {
+      var raw = values[i], t = Math.min(1, Math.max(0, (raw - range[0]) / span)), c = cm(t);
+      img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2];
+      img.data[4 * i + 3] = raw === raw ? 255 : 0;  // NaN: transparent (the gaps between mosaic tiles)
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+  function num(x) { return typeof x === 'number' ? x : (x && x.d && x.d.length === 1 ? x.d[0] : x); }
+  function format(template, v) {
+    return template.replace(/\{([^}:]+)(?::\.(\d+)f)?\}/g, function (_, name, digits) {
+      var x = num(v[name]);
+      if (typeof x !== 'number') { return String(x); }
+      var s = digits === undefined ? String(x) : x.toFixed(Number(digits));
+      return /^-0\.?0*$/.test(s) ? s.slice(1) : s.replace('-', '\u2212');
+    });
+  }
+  function ticks(lo, hi) {
+    var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / 4))), out = [];
+    if (span / step > 12) { step *= 5; } else if (span / step > 6) { step *= 2; }
+    for (var t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) { out.push(Math.round(t / step) * step); }
+    return out;
+  }
+
+  // A 2-D plot in SVG: axes with ticks and titles, an optional bitmap background, and layers drawn from values.
+  function Plot(panel, parent) {
+    var W = panel.width || 380, H = panel.height || 380, m = { l: 52, r: 12, t: 28, b: 46 };
+    var x = panel.x, y = panel.y, self = this;
+    this.panel = panel;
+    this.root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'vae-explorer-plot', role: 'img',
+                             'aria-label': (panel.title || '') + (x.title ? '; horizontal axis ' + x.title : '') +
+                                           (y.title ? ', vertical axis ' + y.title : '') }, parent);
+    this.px = function (v) { return m.l + (v - x.range[0]) / (x.range[1] - x.range[0]) * (W - m.l - m.r); };
+    this.py = function (v) { return H - m.b - (v - y.range[0]) / (y.range[1] - y.range[0]) * (H - m.t - m.b); };
+    this.fromPixel = function (clientX, clientY) {
+      var box = self.root.getBoundingClientRect(), sx = W / box.width, sy = H / box.height;
+      var u = (clientX - box.left) * sx, w = (clientY - box.top) * sy;
+      return [x.range[0] + (u - m.l) / (W - m.l - m.r) * (x.range[1] - x.range[0]),
+              y.range[0] + (H - m.b - w) / (H - m.t - m.b) * (y.range[1] - y.range[0])];
+    };
+    if (panel.title) { svg('text', { x: m.l, y: 16, class: 'vae-explorer-title' }, this.root).textContent = panel.title; }
+    this.back = svg('g', {}, this.root);
+    var clip = 'clip-' + Math.random().toString(36).slice(2);
+    var cp = svg('clipPath', { id: clip }, svg('defs', {}, this.root));
+    svg('rect', { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b }, cp);
+    this.layers = svg('g', { 'clip-path': 'url(#' + clip + ')' }, this.root);
+    svg('rect', { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b, class: 'vae-explorer-frame' }, this.root);
+    var axes = svg('g', { class: 'vae-explorer-axes' }, this.root);
+    ticks(x.range[0], x.range[1]).forEach(function (t) {
+      svg('line', { x1: self.px(t), x2: self.px(t), y1: H - m.b, y2: H - m.b + 4 }, axes);
+      svg('text', { x: self.px(t), y: H - m.b + 16, 'text-anchor': 'middle' }, axes).textContent = +t.toFixed(6);
+    });
+    ticks(y.range[0], y.range[1]).forEach(function (t) {
+      svg('line', { x1: m.l - 4, x2: m.l, y1: self.py(t), y2: self.py(t) }, axes);
+      svg('text', { x: m.l - 7, y: self.py(t) + 4, 'text-anchor': 'end' }, axes).textContent = +t.toFixed(6);
+    });
+    svg('text', { x: (m.l + W - m.r) / 2, y: H - 8, 'text-anchor': 'middle', class: 'vae-explorer-axis-title' },
+        axes).textContent = x.title || '';
+    svg('text', { x: 14, y: (m.t + H - m.b) / 2, 'text-anchor': 'middle', class: 'vae-explorer-axis-title',
+                  transform: 'rotate(-90 14 ' + (m.t + H - m.b) / 2 + ')' }, axes).textContent = y.title || '';
+    this.nodes = {};
+  }
+  Plot.prototype.bitmap = function (values, rows, cols, range, colormap, extent, blank) {
+    if (blank !== undefined) { values = values.map(function (v) { return v === blank ? NaN : v; }); }
+    var c = document.createElement('canvas');
+    c.width = cols; c.height = rows;
+    paint(c.getContext('2d'), values, rows, cols, range, colormap);
+    if (!this.image) {
+      this.image = svg('image', { preserveAspectRatio: 'none', class: 'vae-explorer-pixels' }, this.back);
+    }
+    var x0 = this.px(extent[0]), x1 = this.px(extent[1]), y0 = this.py(extent[3]), y1 = this.py(extent[2]);
+    this.image.setAttribute('x', Math.min(x0, x1)); this.image.setAttribute('y', Math.min(y0, y1));
+    this.image.setAttribute('width', Math.abs(x1 - x0)); this.image.setAttribute('height', Math.abs(y1 - y0));
+    this.image.setAttribute('href', c.toDataURL());
+  };
+  Plot.prototype.path = function (key, xs, ys, style) {
+    var node = this.nodes[key], d = '', self = this;
+    if (!node) {
+      node = this.nodes[key] = svg('path', { fill: 'none', stroke: style.colour, 'stroke-width': style.width || 2.5,
+                                             'stroke-dasharray': style.dash || 'none', class: 'vae-explorer-curve' },
+                                   this.layers);
+    }
+    for (var i = 0; i < xs.length; i++) { d += (i ? 'L' : 'M') + self.px(xs[i]).toFixed(2) + ',' + self.py(ys[i]).toFixed(2); }
+    node.setAttribute('d', d);
+  };
+  Plot.prototype.bars = function (key, centres, heights, width, colour) {
+    var g = this.nodes[key] || (this.nodes[key] = svg('g', { fill: colour, 'fill-opacity': 0.6 }, this.layers));
+    while (g.childNodes.length > centres.length) { g.removeChild(g.lastChild); }
+    for (var i = 0; i < centres.length; i++) {
+      var r = g.childNodes[i] || svg('rect', {}, g), x0 = this.px(centres[i] - width / 2), x1 = this.px(centres[i] + width / 2);
+      var y0 = this.py(heights[i]), y1 = this.py(0);
+      r.setAttribute('x', x0); r.setAttribute('width', Math.max(0, x1 - x0));
+      r.setAttribute('y', Math.min(y0, y1)); r.setAttribute('height', Math.abs(y1 - y0));
+    }
+  };
+  Plot.prototype.marker = function (key, x, y, style) {
+    var node = this.nodes[key];
+    if (!node) {
+      node = this.nodes[key] = svg('circle', { r: style.radius || 7, fill: 'none', stroke: style.colour,
+                                               'stroke-width': 3, class: 'vae-explorer-marker' }, this.layers);
+    }
+    node.setAttribute('cx', this.px(x).toFixed(2)); node.setAttribute('cy', this.py(y).toFixed(2));
+  };
+  Plot.prototype.points = function (groups) {
+    var g = svg('g', { class: 'vae-explorer-points' }, this.layers), self = this;
+    groups.forEach(function (group) {
+      var d = '', r = group.size || 2.2;
+      for (var i = 0; i < group.x.length; i++) {
+        var cx = self.px(group.x[i]), cy = self.py(group.y[i]);
+        d += 'M' + (cx - r).toFixed(1) + ',' + cy.toFixed(1) + 'a' + r + ',' + r + ' 0 1,0 ' + 2 * r + ',0a' + r + ',' + r +
+             ' 0 1,0 ' + (-2 * r) + ',0';
+      }
+      svg('path', { d: d, fill: group.colour, 'fill-opacity': group.opacity || 0.75, stroke: group.stroke || 'none' }, g);
+    });
+  };
+
+
+  // ---------------------------------------------------------------- the explorer's look (light and dark pages)
+  var CSS = [
+    '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;color:inherit}',
+    '.vae-explorer-heading{font-weight:600;margin-bottom:.4em}',
+    '.vae-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;align-items:center;margin-bottom:.4em}',
+    '.vae-explorer-control{display:inline-flex;align-items:center;gap:.4em;font-size:.95em}',
+    '.vae-explorer-control input[type=range]{width:11em;max-width:40vw}',
+    '.vae-explorer-control output{font-family:monospace;min-width:3.5em}',
+    '.vae-explorer-panels{display:flex;flex-wrap:wrap;gap:.8em;align-items:flex-start}',
+    '.vae-explorer-panel{flex:1 1 260px;max-width:420px;min-width:0}',
+    '.vae-explorer-image{flex:0 1 200px}',
+    '.vae-explorer-image canvas,.vae-explorer-pad-canvas{width:100%;max-width:200px;aspect-ratio:1;',
+    'image-rendering:pixelated;border:1px solid #888;display:block;background:#fff}',
+    '.vae-explorer-pad{flex-direction:column;align-items:flex-start}',
+    '.vae-explorer-pad-canvas{width:160px;cursor:crosshair}',
+    '.vae-explorer-plot{width:100%;height:auto;display:block;overflow:visible;font:12px sans-serif;fill:currentColor}',
+    '.vae-explorer-plot:focus,.vae-explorer-pad-canvas:focus{outline:3px solid #0072B2;outline-offset:2px}',
+    '.vae-explorer-plot .vae-explorer-frame{fill:none;stroke:#888}',
+    '.vae-explorer-plot .vae-explorer-axes line{stroke:#888}',
+    '.vae-explorer-plot .vae-explorer-title{font-size:13px}',
+    '.vae-explorer-plot .vae-explorer-axis-title{font-size:13px}',
+    '.vae-explorer-pixels{image-rendering:pixelated}',
+    '.vae-explorer-title{font-size:.9em;margin-bottom:.2em}',
+    '.vae-explorer-readout{font-family:monospace;font-size:.9em;margin:.5em 0;white-space:pre-wrap}',
+    '.vae-explorer figcaption{font-size:.9em;opacity:.85}',
+    '.vae-explorer-legend{display:flex;flex-wrap:wrap;gap:.2em .9em;font-size:.85em}',
+    '.vae-explorer-legend i{display:inline-block;width:1.4em;height:0;border-top-width:3px;margin-right:.3em;',
+    'vertical-align:middle}',
+    '.vae-explorer-legend i.dot{width:.7em;height:.7em;border-radius:50%;border-top-width:0}',
+    '.vae-explorer-button{padding:.2em .7em;border:1px solid #888;border-radius:4px;background:#E69F00;color:#000;',
+    'cursor:pointer}',
+    '.vae-explorer-button:focus{outline:3px solid #0072B2}',
+    '.vae-explorer-pad-buttons{display:flex;flex-wrap:wrap;gap:.3em}',
+    '.vae-explorer-pad-buttons .vae-explorer-button{background:transparent;color:inherit}'
+  ].join('\n');
+  function addStyle(doc) {
+    if (!doc || doc.getElementById('vae-explorer-style')) { return; }
+    var style = doc.createElement('style');
+    style.id = 'vae-explorer-style';
+    style.textContent = CSS;
+    (doc.head || doc.documentElement).appendChild(style);
+  }
+
+  // ---------------------------------------------------------------- one explorer
+  function render(host, spec, engine) {
+    var data = {}, values = {}, panels = [], uid = 'vx-' + Math.random().toString(36).slice(2);
+    addStyle(host.ownerDocument);
+    Object.keys(spec.data || {}).forEach(function (name) { data[name] = decodeData(spec.data[name]); });
+    var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap' }, host);
+    el('div', { class: 'vae-explorer-heading' }, fig).textContent = spec.title;
+    var controls = el('div', { class: 'vae-explorer-controls' }, fig);
+    var body = el('div', { class: 'vae-explorer-panels' }, fig);
+    var readout = el('p', { class: 'vae-explorer-readout', 'aria-live': 'polite', id: uid + '-readout' }, fig);
+    el('figcaption', { id: uid + '-cap' }, fig).textContent = spec.caption || spec.title;
+    var inputs = {};
+
+    spec.controls.forEach(function (c) {
+      var box = el('label', { class: 'vae-explorer-control' }, controls), id = uid + '-' + c.name;
+      if (c.kind === 'slider') {
+        values[c.name] = c.value;
+        el('span', {}, box).textContent = c.label + ' ';
+        var input = el('input', { type: 'range', min: c.low, max: c.high, step: c.step, value: c.value, id: id,
+                                  'aria-describedby': uid + '-readout' }, box);
+        var shown = el('output', { for: id }, box);
+        shown.textContent = c.value.toFixed(c.digits);
+        input.addEventListener('input', function () { set(c.name, parseFloat(input.value)); });
+        inputs[c.name] = { input: input, shown: shown, spec: c };
+      } else if (c.kind === 'choice') {
+        values[c.name] = c.value;
+        values[c.name + '#index'] = c.value;
+        el('span', {}, box).textContent = c.label + ' ';
+        var sel = el('select', { id: id }, box);
+        c.options.forEach(function (o, k) { el('option', { value: k }, sel).textContent = o; });
+        sel.value = String(c.value);
+        sel.addEventListener('change', function () { set(c.name, parseInt(sel.value, 10)); });
+        inputs[c.name] = { input: sel, spec: c };
+      } else if (c.kind === 'button') {
+        var button = el('button', { type: 'button', class: 'vae-explorer-button' }, box);
+        button.textContent = c.label;
+        button.addEventListener('click', function () { action(c); });
+        inputs[c.name] = { input: button, spec: c };
+      } else if (c.kind === 'pad') {
+        values[c.name] = M(1, c.rows * c.cols, Float64Array.from(c.value));
+        inputs[c.name] = { spec: c, pad: drawingPad(c, box) };
+      }
+    });
+
+    function drawingPad(c, box) {
+      box.classList.add('vae-explorer-pad');
+      el('span', {}, box).textContent = c.label;
+      var canvas = el('canvas', { width: c.cols, height: c.rows, tabindex: 0, class: 'vae-explorer-pad-canvas',
+                                  role: 'img', 'aria-label': c.label + ' (draw with a mouse, pen or finger)' }, box);
+      var row = el('span', { class: 'vae-explorer-pad-buttons' }, box);
+      var ctx = canvas.getContext('2d'), drawing = false;
+      function show() { paint(ctx, values[c.name].d, c.rows, c.cols, [0, c.max], 'greys'); }
+      function ink(e) {  // a round brush of radius 0.9 pixel, soft edge, adds ink up to the top level
+        var box2 = canvas.getBoundingClientRect(), u = (e.clientX - box2.left) / box2.width * c.cols - 0.5;
+        var w = (e.clientY - box2.top) / box2.height * c.rows - 0.5, x = values[c.name].d;
+        for (var r = 0; r < c.rows; r++) {
+          for (var q = 0; q < c.cols; q++) {
+            var dist = Math.hypot(q - u, r - w), add = Math.max(0, Math.min(1, 1.4 - dist)) * c.max * 0.5;
+            x[r * c.cols + q] = Math.min(c.max, Math.round(x[r * c.cols + q] + add));
+          }
+        }
+        show(); update();
+      }
+      canvas.addEventListener('pointerdown', function (e) {
+        drawing = true; canvas.setPointerCapture(e.pointerId); ink(e); e.preventDefault();
+      });
+      canvas.addEventListener('pointermove', function (e) { if (drawing) { ink(e); } });
+      canvas.addEventListener('pointerup', function () { drawing = false; });
+      canvas.addEventListener('pointercancel', function () { drawing = false; });
+      canvas.style.touchAction = 'none';
+      function button(label, f) {
+        var b = el('button', { type: 'button', class: 'vae-explorer-button' }, row);
+        b.textContent = label;
+        b.addEventListener('click', function () { f(); show(); update(); });
+      }
+      var example = 0, noise = 1;
+      button('clear', function () { values[c.name].d.fill(0); });
+      button('load a test digit', function () {
+        var ex = c.examples[example++ % c.examples.length];
+        for (var i = 0; i < ex.length; i++) { values[c.name].d[i] = ex[i]; }
+      });
+      button('add noise', function () {  // a fixed pseudo-random sequence: the same noise in every browser
+        var x = values[c.name].d;
+        for (var i = 0; i < x.length; i++) {
+          noise = (noise * 16807) % 2147483647;
+          x[i] = Math.min(c.max, Math.max(0, x[i] + (noise % 5) - 2));
+        }
+      });
+      show();
+      return { show: show };
+    }
+
+    spec.panels.forEach(function (p) {
+      var wrap = el('div', { class: 'vae-explorer-panel vae-explorer-' + p.kind }, body);
+      if (p.kind === 'image') {
+        el('div', { class: 'vae-explorer-title' }, wrap).textContent = p.title;
+        var canvas = el('canvas', { width: p.cols, height: p.rows, role: 'img', 'aria-label': p.title }, wrap);
+        panels.push({ spec: p, ctx: canvas.getContext('2d'), canvas: canvas });
+        return;
+      }
+      var plot = new Plot(p, wrap);
+      panels.push({ spec: p, plot: plot });
+      if (p.background && p.background.data) {
+        var b = p.background;
+        plot.bitmap(data[b.data], b.rows, b.cols, b.range, b.colormap, b.extent, b.blank);
+      }
+      (p.layers || []).forEach(function (layer) {
+        if (layer.kind === 'points') { plot.points(layer.groups); }
+      });
+      if (p.legend) {
+        var legend = el('div', { class: 'vae-explorer-legend' }, wrap);
+        p.legend.forEach(function (item) {
+          var s = el('span', {}, legend);
+          el('i', item.dot ? { class: 'dot', style: 'background:' + item.colour }
+                           : { style: 'border-color:' + item.colour + ';border-style:' + (item.dash ? 'dashed' : 'solid') }, s);
+          s.appendChild(document.createTextNode(item.label));
+        });
+      }
+      if (p.drag) { draggable(plot, p.drag); }
+    });
+
+    function draggable(plot, names) {
+      var node = plot.root, dragging = false;
+      node.setAttribute('tabindex', '0');
+      node.setAttribute('role', 'application');
+      node.setAttribute('aria-roledescription', 'two-dimensional picker');
+      node.setAttribute('aria-describedby', uid + '-readout');
+      function move(e) {
+        var p = plot.fromPixel(e.clientX, e.clientY);
+        setMany([[names[0], p[0]], [names[1], p[1]]]);
+      }
+      node.addEventListener('pointerdown', function (e) {
+        dragging = true; node.setPointerCapture(e.pointerId); move(e); e.preventDefault(); node.focus();
+      });
+      node.addEventListener('pointermove', function (e) { if (dragging) { move(e); } });
+      node.addEventListener('pointerup', function () { dragging = false; });
+      node.addEventListener('pointercancel', function () { dragging = false; });
+      node.style.touchAction = 'none';
+      node.addEventListener('keydown', function (e) {
+        var dx = { ArrowLeft: -1, ArrowRight: 1 }[e.key] || 0, dy = { ArrowDown: -1, ArrowUp: 1 }[e.key] || 0;
+        if (!dx && !dy) { return; }
+        e.preventDefault();
+        var k = e.shiftKey ? 10 : 1, a = inputs[names[0]].spec, b = inputs[names[1]].spec;
+        setMany([[names[0], values[names[0]] + dx * k * a.step], [names[1], values[names[1]] + dy * k * b.step]]);
+      });
+    }
+
+    function clampToSlider(name, value) {
+      var c = inputs[name] && inputs[name].spec;
+      if (!c || c.kind !== 'slider') { return value; }
+      var v = Math.min(c.high, Math.max(c.low, value));
+      return c.snap ? c.low + Math.round((v - c.low) / c.step) * c.step : v;
+    }
+    function setMany(pairs) {
+      pairs.forEach(function (p) {
+        var name = p[0], value = clampToSlider(name, p[1]), box = inputs[name];
+        values[name] = value;
+        if (box && box.spec.kind === 'choice') { values[name + '#index'] = value; box.input.value = String(value); }
+        if (box && box.spec.kind === 'slider') {
+          if (box.spec.snap) { values[name + '#index'] = Math.round((value - box.spec.low) / box.spec.step); }
+          if (Math.abs(parseFloat(box.input.value) - value) > 1e-12) { box.input.value = value; }
+          box.shown.textContent = value.toFixed(box.spec.digits);
+        }
+      });
+      update();
+    }
+    function set(name, value) { setMany([[name, value]]); }
+
+    function action(c) {  // a button: the engine runs its action (e.g. gradient ascent), then values update
+      engine.action(c, values, data, setMany);
+    }
+
+    function draw() {
+      panels.forEach(function (p) {
+        var s = p.spec;
+        if (s.kind === 'image') {
+          paint(p.ctx, asMatrix(values[s.output]).d, s.rows, s.cols, s.range, s.colormap);
+          return;
+        }
+        var plot = p.plot;
+        if (s.background && s.background.output) {
+          var b = s.background, val = values[b.output];
+          plot.bitmap(asMatrix(val).d, b.rows, b.cols, b.range, b.colormap, b.extent);
+        }
+        (s.layers || []).forEach(function (layer, k) {
+          if (layer.kind === 'marker') { plot.marker(k, num(values[layer.x]), num(values[layer.y]), layer); }
+          else if (layer.kind === 'curve') {
+            var curve = values[layer.output];
+            plot.path(k, curve.x, curve.y, layer);
+          } else if (layer.kind === 'bars') {
+            var bars = values[layer.output];
+            plot.bars(k, bars.x, bars.y, bars.width, layer.colour);
+          } else if (layer.kind === 'vline') {
+            var xv = values[layer.output];
+            plot.path(k, [xv, xv], [s.y.range[0], s.y.range[1]], layer);
+          }
+        });
+      });
+      readout.textContent = format(spec.readout, values);
+      fig.dataset.values = JSON.stringify(summary());
+    }
+    function summary() {  // the numbers a test or a screen reader may want, as plain JSON
+      var out = {};
+      Object.keys(values).forEach(function (k) {
+        var v = values[k];
+        if (typeof num(v) === 'number') { out[k] = num(v); }
+      });
+      return out;
+    }
+    var seq = 0;
+    function update() {
+      seq += 1;
+      engine.update(values, data, spec.program, seq, draw);
+    }
+    host.explorer = {
+      set: set, setMany: setMany, update: update, values: function () { return values; }, data: data,
+      figure: fig, spec: spec
+    };
+    update();
+    return host.explorer;
+  }
+
+  // ---------------------------------------------------------------- engines: the page itself, or a kernel
+  var staticEngine = {
+    update: function (values, data, program, seq, draw) { runProgram(program, values, data); draw(); },
+    action: function (c, values, data, setMany) {
+      if (c.action === 'ascend') { ascend(c, values, data, setMany); }
+    }
+  };
+  // Adam on the quadrature ELBO over (μ₁, μ₂, log σ₁, log σ₂), as torch.optim.Adam with the given settings; the
+  // sliders follow every few steps so the reader sees q move.
+  function ascend(c, values, data, setMany) {
+    var names = c.q, p = names.map(function (n) { return values[n]; }), m = [0, 0, 0, 0], s = [0, 0, 0, 0];
+    var b1 = 0.9, b2 = 0.999, op = c.op, v = {};
+    for (var t = 1; t <= c.steps; t++) {
+      v = Object.assign({}, values);
+      names.forEach(function (n, k) { v[n] = p[k]; });
+      ops.quadrature_elbo(op, v, data);
+      var g = v[op.output + '_grad'];
+      for (var k = 0; k < 4; k++) {
+        var grad = -g[k];  // Adam minimises −L
+        m[k] = b1 * m[k] + (1 - b1) * grad; s[k] = b2 * s[k] + (1 - b2) * grad * grad;
+        var mh = m[k] / (1 - Math.pow(b1, t)), sh = s[k] / (1 - Math.pow(b2, t));
+        p[k] -= c.learning_rate * mh / (Math.sqrt(sh) + 1e-8);
+      }
+    }
+    setMany(names.map(function (n, k) { return [n, p[k]]; }));
+  }
+
+  function mount(node) {
+    if (node.explorer) { return node.explorer; }
+    var spec = JSON.parse(node.querySelector('script[type="application/json"]').textContent);
+    var load = (spec.external || []).filter(function (id) { return !external[id]; });
+    if (!load.length) {
+      (spec.external || []).forEach(function (id) { Object.assign(spec.data, JSON.parse(external[id])); });
+      return render(node, spec, staticEngine);
+    }
+    load.forEach(function (id) {
+      (pending[id] = pending[id] || []).push(function () { mount(node); });
+      var s = document.createElement('script');
+      s.src = node.dataset.dataRoot + id + '.js';
+      document.head.appendChild(s);
+    });
+    return null;
+  }
+  function mountAll(rootNode) {
+    Array.prototype.forEach.call((rootNode || document).querySelectorAll('.vae-explorer-host'), function (n) {
+      if (!n.explorer) { mount(n); }
+    });
+  }
+  root.vaeExplorer = {
+    version: 1, ops: ops, runProgram: runProgram, render: render, mount: mount, mountAll: mountAll,
+    staticEngine: staticEngine, M: M, decodeData: decodeData, asMatrix: asMatrix,
+    data: function (id, payload) {
+      external[id] = payload;
+      (pending[id] || []).splice(0).forEach(function (f) { f(); });
+    }
+  };
+  if (typeof document !== 'undefined') {
+    if (document.readyState === 'loading') {
+      document.addEventListener('DOMContentLoaded', function () { mountAll(document); });
+    } else { mountAll(document); }
+  }
+})(typeof window !== 'undefined' ? window : globalThis);
