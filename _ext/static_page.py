@@ -22,6 +22,9 @@ empty box, and its text fallback is the bar's first frame ("0%"), so neither wou
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -33,6 +36,13 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PLOTLY_JS = "vendor/plotly.min.js"
 PLOTLY_FIGURE = 'class="plotly-graph-div"'
 
+EXPLORER_JS = "vendor/explorer_runtime.js"
+EXPLORER_HOST = 'class="vae-explorer-host"'
+EXPLORER_DATA = "explorer-data"  # under vendor/: one small script per large array, shared by the pages that use it
+EXTERNAL_MIN_CHARS = 2048  # arrays whose base64 is shorter stay in the page
+_INLINE_RUNTIME = re.compile(r'<script data-vae-explorer-runtime="1">.*?</script>', re.S)
+_SPEC = re.compile(r'(<div class="vae-explorer-host"[^>]*><script type="application/json">)(.*?)(</script>)', re.S)
+
 MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y", "adaptors")
 
 
@@ -43,6 +53,12 @@ def _plotly_js() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"plotly.min.js not found in the installed plotly package at {path}")
     return path
+
+
+def _explorer_js() -> Path:
+    import vae_lib
+
+    return Path(vae_lib.__file__).parent / "explorer_runtime.js"
 
 
 def _mathjax_root() -> Path:
@@ -59,6 +75,8 @@ def _vendor(app: Sphinx) -> None:
     target = static_root / "vendor"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(_plotly_js(), target / "plotly.min.js")
+    shutil.copy2(_explorer_js(), target / "explorer_runtime.js")
+    (target / EXPLORER_DATA).mkdir(exist_ok=True)
     root = _mathjax_root()
     for part in MATHJAX_PARTS:
         src, dst = root / part, target / "mathjax" / part
@@ -81,6 +99,13 @@ def _plotly_where_needed(app: Sphinx, pagename: str, templatename: str, context:
         # called here, it is added to this page only; deferred, so the text is painted first (each figure's script
         # waits for it: vae_lib.display.draw_when_plotly_is_ready)
         app.add_js_file(PLOTLY_JS, priority=100, defer="defer")
+
+
+def _explorers_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
+    """Load the explorer runtime once on each page that has an explorer (each explorer's own inline copy is dropped
+    by :class:`ExplorerPages`)."""
+    if EXPLORER_HOST in context.get("body", ""):
+        app.add_js_file(EXPLORER_JS, priority=100, defer="defer")
 
 
 def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
@@ -115,11 +140,52 @@ class DropWidgetViews(SphinxPostTransform):
                     node.parent.remove(node)  # the cell's whole output block held nothing else
 
 
+class ExplorerPages(SphinxPostTransform):
+    """Each static explorer (vae_lib.explorer.Explorer.html) carries the runtime inline and its arrays (network weights,
+    bitmaps) as base64 in its description, so that it works as a notebook output on its own. In the book the runtime
+    is loaded once per page instead (:func:`_explorers_where_needed`), and every array longer than
+    ``EXTERNAL_MIN_CHARS`` moves to a script of its own under ``_static/vendor/explorer-data/``, named by its SHA-256
+    (two explorers of the same model share the file): the page's HTML stays small and its text is painted first, the
+    runtime loads those scripts (``<script src>`` works from ``file://`` too) and then draws the explorer."""
+
+    default_priority = 160
+    formats = ("html",)
+
+    def run(self, **kwargs: object) -> None:
+        folder = Path(self.app.outdir).parent / "vendor_static" / "vendor" / EXPLORER_DATA
+        for raw in list(self.document.findall(nodes.raw)):
+            text = raw.astext()
+            if EXPLORER_HOST not in text:
+                continue
+            text = _INLINE_RUNTIME.sub("", text)
+            text = _SPEC.sub(lambda m: m.group(1) + _externalise(m.group(2), folder) + m.group(3), text)
+            raw.children = [nodes.Text(text)]
+            raw.rawsource = text
+
+
+def _externalise(spec_json: str, folder: Path) -> str:
+    spec = json.loads(spec_json.replace("<\\/", "</"))
+    for entry in spec.get("data", {}).values():
+        b64 = entry.get("b64", "")
+        if len(b64) < EXTERNAL_MIN_CHARS:
+            continue
+        digest = hashlib.sha256(b64.encode("ascii")).hexdigest()[:20]
+        path = folder / f"{digest}.js"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(f'vaeExplorer.data("{digest}","{b64}");\n', encoding="ascii")
+        entry["external"] = digest
+        del entry["b64"]
+    return json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _vendor)
     app.add_post_transform(DropWidgetViews)
+    app.add_post_transform(ExplorerPages)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
     app.connect("html-page-context", _drop_thebe, priority=900)  # after every extension added its scripts
     app.connect("html-page-context", _plotly_where_needed, priority=500)  # before _drop_thebe copies the list
+    app.connect("html-page-context", _explorers_where_needed, priority=500)
     app.config.mathjax_path = "vendor/mathjax/tex-chtml.js"
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -66,7 +66,7 @@ def test_setup_emits_plotly_json_for_jupyterlab_and_html_for_the_book(restore_re
     assert "Plotly.newPlot" in html
     assert len(html) < 50_000, "plotly.js must not be embedded in every figure"
     assert "cdn" not in html.lower() and "https://" not in html
-    assert "latent_explorer" in html  # the static explorer's script rides along as a post-script
+    assert "vaeExplorer" not in html  # explorers draw themselves (vae_lib.explorer): no script rides on each figure
 
 
 # ---------------------------------------------------------------- alt text
@@ -130,7 +130,7 @@ def test_in_colab_figures_load_plotly_js_themselves_and_widgets_get_colabs_manag
     assert fake_colab == ["enable_custom_widget_manager"]
     html = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))._repr_mimebundle_()["text/html"]
     assert 'src="https://cdn.plot.ly/' in html  # each Colab output is its own frame, with no plotly.js of its own
-    assert "latent_explorer" in html and 'role="img"' in html
+    assert 'role="img"' in html
 
 
 def test_outside_colab_nothing_is_fetched(restore_renderers):

@@ -182,18 +182,6 @@ class TestUse:
         with pytest.raises(ValueError, match="threshold"):
             active_dimensions(torch.tensor([1.0]), 0.0)
 
-    def test_latent_codes_overlay_keeps_the_explorer_traces(self, digits):
-        from vae_lib.explorer import phase_diagram_figure
-        from vae_lib.figures_training import add_latent_codes
-        vae = tiny()
-        fig = phase_diagram_figure(vae.decode_mean, (8, 8), n_mosaic=3, n_lookup=3, title="t")
-        before = [type(t).__name__ for t in fig.data]
-        add_latent_codes(fig, torch.zeros(4, 2), torch.tensor([0, 1, 1, 9]))
-        assert [type(t).__name__ for t in fig.data[:2]] == before and len(fig.data) == len(before) + 10
-        assert fig.layout.meta["latent_explorer"]["mosaic_trace"] == 0
-        with pytest.raises(TypeError, match="phase_diagram_figure"):
-            add_latent_codes(fig.__class__(), torch.zeros(1, 2), torch.zeros(1))
-
     def test_mixture_figure_caps_the_scatter_but_histograms_every_code(self):
         from vae_lib.figures_training import mixture_figure
         x = torch.randn(50, 2)

@@ -15,8 +15,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, kl_divergence
 
 from vae_lib.data import load_digits_split
-from vae_lib.explorer import phase_diagram_figure
-from vae_lib.figures_vq import add_codebook, bound_figure, code_usage_figure, voronoi_figure
+from vae_lib.figures_vq import bound_figure, code_usage_figure, voronoi_figure
 from vae_lib.train import TrainConfig, fit
 from vae_lib.vq import (
     VQVAE,
@@ -498,10 +497,6 @@ class TestFigures:
         assert list(codes.x) == [-1.0, 1.0, 0.0] and fig.layout.xaxis.range[1] > 2.0
 
     def test_other_builders_return_figures(self):
-        fig = phase_diagram_figure(lambda z: torch.zeros(z.shape[0], 64), (8, 8), n_lookup=5)
-        add_codebook(fig, torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.5]]))
-        assert fig.data[-1].name == "codebook e_j" and fig.layout.meta["latent_explorer"]
-        assert fig.data[-2].type == "contour" and fig.data[0].type == "heatmap"  # the explorer's traces stay first
         assert len(code_usage_figure({"a": torch.tensor([0.5, 0.5])}, title="t").data) == 1
         assert len(bound_figure(100.0, {"uniform": 2.0}, {"uniform": 99.0}, title="t").data) == 3
         with pytest.raises(ValueError, match="codebook"):

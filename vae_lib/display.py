@@ -21,27 +21,15 @@ from __future__ import annotations
 import html
 import importlib
 import re
-from importlib.resources import files
 
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "draw_when_plotly_is_ready", "figure_label", "page_scripts",
-           "setup_notebook"]
+__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "draw_when_plotly_is_ready", "figure_label", "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
 
 _AXIS_KEY = re.compile(r"^(x|y)axis(\d*)$")
-
-
-def page_scripts() -> list[str]:
-    """The static explorers' scripts (``vae_lib/*.js``), run by plotly after drawing each figure.
-
-    Each script receives the figure's div id as ``{plot_id}`` and acts only on figures whose
-    ``layout.meta`` carries its own key (e.g. ``latent_explorer``), so every figure can carry all of them.
-    """
-    scripts = sorted((f for f in files("vae_lib").iterdir() if f.name.endswith(".js")), key=lambda f: f.name)
-    return [f.read_text(encoding="utf-8") for f in scripts]
 
 
 def _title_text(title: object) -> str:
@@ -110,21 +98,20 @@ class BookHtmlRenderer(MimetypeRenderer):
     """A ``text/html`` snippet that draws the figure with the page's ``Plotly`` global.
 
     No plotly.js (the book loads it once per page, deferred: :func:`draw_when_plotly_is_ready`), no MathJax from a
-    CDN (plotly's own HTML renderers add one), and the static latent explorer's script (:mod:`vae_lib.explorer`) as
-    a post-script. The figure sits in an element with ``role="img"`` and an ``aria-label`` from :func:`figure_label`.
+    CDN (plotly's own HTML renderers add one). The figure sits in an element with ``role="img"`` and an ``aria-label``
+    from :func:`figure_label`. (The book's explorers are not plotly figures: :mod:`vae_lib.explorer`.)
     ``plotlyjs_from_cdn=True`` (Colab only, see :func:`setup_notebook`) loads plotly.js from plotly's CDN.
     """
 
     def __init__(self, plotlyjs_from_cdn: bool = False) -> None:
         if not isinstance(plotlyjs_from_cdn, bool):
             raise TypeError(f"plotlyjs_from_cdn must be a bool, got {type(plotlyjs_from_cdn).__name__}")
-        self.post_scripts = page_scripts()
         self.config = {"displaylogo": False, "responsive": True}
         self.include_plotlyjs: bool | str = "cdn" if plotlyjs_from_cdn else False
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
         figure = pio.to_html(fig_dict, config=self.config, include_plotlyjs=self.include_plotlyjs,
-                             include_mathjax=False, post_script=self.post_scripts, full_html=False,
+                             include_mathjax=False, full_html=False,
                              default_width="100%", auto_play=False, default_height=525, validate=False)
         figure = draw_when_plotly_is_ready(figure)
         label = html.escape(figure_label(fig_dict), quote=True)

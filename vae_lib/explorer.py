@@ -421,7 +421,8 @@ class Bilinear(Op):
             i = min(int(math.floor(t)), n - 2)
             return i, t - i
 
-        (i, a), (j, b) = pos(float(values[self.inputs[0]]), *self.x, n1), pos(float(values[self.inputs[1]]), *self.y, n2)
+        i, a = pos(float(values[self.inputs[0]]), *self.x, n1)
+        j, b = pos(float(values[self.inputs[1]]), *self.y, n2)
         out = (1 - b) * ((1 - a) * g[j, i] + a * g[j, i + 1]) + b * ((1 - a) * g[j + 1, i] + a * g[j + 1, i + 1])
         values[self.output] = out.reshape(1, -1)
 
@@ -710,7 +711,8 @@ class Explorer:
                     j["layers"].append({"kind": "points", "groups": [
                         {"name": name, "colour": colour, "x": [round(float(v), 3) for v in xs],
                          "y": [round(float(v), 3) for v in ys]} for name, colour, xs, ys in layer.groups]})
-                    j["legend"] += [{"label": name, "colour": colour, "dot": True} for name, colour, _, _ in layer.groups]
+                    j["legend"] += [{"label": name, "colour": colour, "dot": True}
+                                    for name, colour, _, _ in layer.groups]
                 elif isinstance(layer, Marker):
                     j["layers"].append({"kind": "marker", "x": layer.x, "y": layer.y, "colour": layer.colour})
                 elif isinstance(layer, Curve):

@@ -58,7 +58,8 @@ function kernelEngine(model) {
 export default {
   render: function ({ model, el }) {
     var engine = kernelEngine(model), spec = model.get('spec');
-    engine.controls = spec.controls.filter(function (c) { return c.kind !== 'button'; }).map(function (c) { return c.name; });
+    engine.controls = spec.controls.filter(function (c) { return c.kind !== 'button'; })
+      .map(function (c) { return c.name; });
     var explorer = vaeExplorer.render(el, spec, engine);
     var onValues = function () { engine.redraw(); };
     var onMsg = function (msg) { if (msg && msg.set) { explorer.setMany(Object.entries(msg.set)); } };

@@ -631,19 +631,29 @@
     setMany(names.map(function (n, k) { return [n, p[k]]; }));
   }
 
+  // where the book keeps the explorers' large arrays: beside this script (see _ext/static_page.py)
+  var script = typeof document !== 'undefined' && document.currentScript;
+  var dataRoot = script && script.src ? script.src.replace(/[^/]*$/, '') + 'explorer-data/' : 'explorer-data/';
+
   function mount(node) {
     if (node.explorer) { return node.explorer; }
     var spec = JSON.parse(node.querySelector('script[type="application/json"]').textContent);
-    var load = (spec.external || []).filter(function (id) { return !external[id]; });
-    if (!load.length) {
-      (spec.external || []).forEach(function (id) { Object.assign(spec.data, JSON.parse(external[id])); });
+    var entries = Object.keys(spec.data || {}).map(function (k) { return spec.data[k]; });
+    var missing = entries.filter(function (e) { return e.external && !external[e.external]; });
+    if (!missing.length) {
+      entries.forEach(function (e) { if (e.external) { e.b64 = external[e.external]; } });
       return render(node, spec, staticEngine);
     }
-    load.forEach(function (id) {
-      (pending[id] = pending[id] || []).push(function () { mount(node); });
-      var s = document.createElement('script');
-      s.src = node.dataset.dataRoot + id + '.js';
-      document.head.appendChild(s);
+    node.dataset.explorerLoading = String(missing.length);
+    missing.forEach(function (e) {
+      var first = !pending[e.external];
+      (pending[e.external] = pending[e.external] || []).push(function () { if (!node.explorer) { mount(node); } });
+      if (first) {
+        var s = document.createElement('script');
+        s.src = dataRoot + e.external + '.js';
+        s.onerror = function () { node.textContent = 'This explorer could not load its data (' + s.src + ').'; };
+        document.head.appendChild(s);
+      }
     });
     return null;
   }

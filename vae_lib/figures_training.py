@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
+from .figures import OKABE_ITO, _np
 from .train import TrainHistory
 
-__all__ = ["add_latent_codes", "history_figure", "kl_per_dimension_figure", "latent_density_figure", "mixture_figure",
+__all__ = ["history_figure", "kl_per_dimension_figure", "latent_density_figure", "mixture_figure",
            "score_figure"]
 
 _LINE_COLOURS = [OKABE_ITO[i] for i in (4, 5, 2, 0, 6, 1, 7)]
@@ -85,35 +84,6 @@ def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Te
     fig.update_xaxes(title_text="z (posterior mean)", row=1, col=2)
     fig.update_yaxes(title_text="count", row=1, col=2)
     fig.update_layout(title=title, height=460, barmode="overlay", legend=dict(orientation="h", y=-0.2))
-    return fig
-
-
-def add_latent_codes(fig: go.Figure, codes: Tensor, labels: Tensor, *, name_format: str = "{}") -> go.Figure:
-    """Overlay encoded points (one trace per digit) on a :func:`vae_lib.phase_diagram_figure`'s phase diagram.
-
-    The traces are appended after the explorer's own (indices 0 and 1 stay the mosaic and the decoded panel,
-    so its static script still works); the phase diagram's axes are pinned to the mosaic, points outside are
-    not shown. Returns the same figure.
-    """
-    if not isinstance(fig, go.Figure) or "latent_explorer" not in (fig.layout.meta or {}):
-        raise TypeError("fig must be a figure returned by vae_lib.phase_diagram_figure")
-    z, lab = _np(codes), _np(labels)
-    if z.ndim != 2 or z.shape[1] != 2 or lab.shape != (z.shape[0],):
-        raise ValueError(f"codes must be (N, 2) and labels (N,), got {z.shape} and {lab.shape}")
-    mosaic = fig.data[0]
-    rows, cols = np.asarray(mosaic.z).shape
-    x_lo, y_lo = mosaic.x0 - mosaic.dx / 2, mosaic.y0 - mosaic.dy / 2
-    for digit in range(10):
-        sel = lab == digit
-        fig.add_trace(go.Scatter(
-            x=z[sel, 0], y=z[sel, 1], mode="markers", name=name_format.format(digit), legendgroup=str(digit),
-            marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=5, opacity=0.7,
-                        line=dict(width=0.6, color="white")),
-            hovertemplate=f"digit {digit}<br>μ = (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"), row=1, col=1)
-    fig.update_xaxes(range=[x_lo, x_lo + cols * mosaic.dx], row=1, col=1)
-    fig.update_yaxes(range=[y_lo, y_lo + rows * mosaic.dy], row=1, col=1)
-    fig.update_layout(legend=dict(title="test digit", x=1.1, y=1.0, xanchor="left"), showlegend=True,
-                      margin=dict(r=140))
     return fig
 
 

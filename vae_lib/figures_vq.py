@@ -1,7 +1,6 @@
 """Figure builders of the VQ-VAE chapter. Each returns a plotly ``Figure`` and never shows it.
 
 * :func:`voronoi_figure` — encoder outputs z_e(x) over the codebook's Voronoi cells (one panel per model);
-* :func:`add_codebook` — the codes e_j as markers on a :func:`vae_lib.phase_diagram_figure`;
 * :func:`code_usage_figure` — how often each code is chosen;
 * :func:`bound_figure` — −log p_θ(x|z_q) + (−log p(k)) stacked per prior, with the exact −log p_θ(x).
 
@@ -20,7 +19,7 @@ from torch import Tensor
 from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
 from .vq import nearest_code
 
-__all__ = ["add_codebook", "bound_figure", "code_usage_figure", "voronoi_figure"]
+__all__ = ["bound_figure", "code_usage_figure", "voronoi_figure"]
 
 CODE_COLOUR = "#000000"
 CELL_LINE = "#777777"
@@ -89,28 +88,6 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
         fig.update_yaxes(title_text="z_e,2 (and e_j,2)", range=[lo, hi], scaleanchor=f"x{col if col > 1 else ''}",
                          constrain="domain", row=1, col=col)
     fig.update_layout(title=title, height=520, legend=dict(title="test digit"), plot_bgcolor="white")
-    return fig
-
-
-def add_codebook(fig: go.Figure, codebook: Tensor, *, cells: bool = True, n_grid: int = 241) -> go.Figure:
-    """Overlay the codes e_j (K, 2) and (``cells``) the boundaries of their Voronoi cells on a
-    :func:`vae_lib.phase_diagram_figure`'s phase diagram. The traces are appended after the explorer's own, which its
-    static script addresses by index. Returns the same figure."""
-    if not isinstance(fig, go.Figure) or "latent_explorer" not in (fig.layout.meta or {}):
-        raise TypeError("fig must be a figure returned by vae_lib.phase_diagram_figure")
-    codebook = torch.as_tensor(codebook).detach()
-    if codebook.dim() != 2 or codebook.shape[1] != 2:
-        raise ValueError(f"codebook must have shape (K, 2), got {tuple(codebook.shape)}")
-    if cells:
-        mosaic = fig.data[0]
-        rows, cols = len(mosaic.z), len(mosaic.z[0])
-        lo, hi = mosaic.x0 - mosaic.dx / 2, mosaic.x0 + (cols - 0.5) * mosaic.dx
-        boundaries = _cell_boundaries(codebook, lo, hi, n_grid, OKABE_ITO[4], 2.0)
-        fig.add_trace(boundaries, row=1, col=1)
-        fig.update_xaxes(range=[lo, hi], row=1, col=1)
-        fig.update_yaxes(range=[mosaic.y0 - mosaic.dy / 2, mosaic.y0 + (rows - 0.5) * mosaic.dy], row=1, col=1)
-    fig.add_trace(_codebook_trace(codebook), row=1, col=1)
-    fig.update_layout(showlegend=True, legend=dict(x=1.02, y=1.0, xanchor="left"))
     return fig
 
 

@@ -113,7 +113,8 @@ def _code_points(codes: Tensor | None, labels: Tensor | None, codebook: Tensor |
         z = as_points("codes", codes)
         lab = torch.as_tensor(labels) if labels is not None else torch.zeros(len(z), dtype=torch.long)
         if lab.shape != (z.shape[0],):
-            raise ValueError(f"labels must have one entry per row of codes ({z.shape[0]}), got shape {tuple(lab.shape)}")
+            raise ValueError(f"labels must have one entry per row of codes ({z.shape[0]}), "
+                             f"got shape {tuple(lab.shape)}")
         groups = tuple((f"{int(d)}", DIGIT_COLOURS[int(d) % 10], z[lab == d, 0], z[lab == d, 1])
                        for d in torch.unique(lab))
         layers.append(Points(groups))
