@@ -1,15 +1,15 @@
 """The live latent explorer in a running JupyterLab, moved by a reader in headless Chromium.
 
-The static page can only look decoded outputs up; the live explorer (:func:`vae_lib.live_explorer`) runs the
-decoder p_θ(x|z) in the kernel on every slider move. This test starts JupyterLab on 127.0.0.1 (random token,
-free port) serving a *copy* of a chapter in a temporary folder (autosave never touches ``book/``), opens it in
+The live explorer (``vae_lib.latent_explorer(...).live()``, an anywidget drawn by the book's explorer runtime) runs
+the decoder p_θ(x|z) in the kernel, with torch, on every move. This test starts JupyterLab on 127.0.0.1 (random
+token, free port) serving a *copy* of a chapter in a temporary folder (autosave never touches ``book/``), opens it in
 Debian's Chromium through Playwright with every request that leaves localhost blocked, runs all cells through
-JupyterLab's command registry (``--LabApp.expose_app_in_browser``), then drags the live explorer's z₁ slider
-with the mouse, as a reader does. The decoded heatmap and the "decoded output at z = (…)" label of the plotly
-``FigureWidget`` must change, and the heatmap the browser draws must equal the decoder's mean at the z the
-kernel received. A control run then detaches the slider's observer in the kernel: a keyboard move still reaches
-the kernel but must leave the figure unchanged, so the first change is the kernel callback's doing. Screenshots
-of the explorer before and after the move land in ``artifacts/screenshots/``.
+JupyterLab's command registry (``--LabApp.expose_app_in_browser``), then drags the live explorer's marker across its
+phase diagram with the mouse, as a reader does. The decoded image and the readout must change, and the image the
+browser draws must equal the decoder's mean at the z the kernel received. A control run then detaches the widget's
+observer in the kernel: a keyboard move still reaches the kernel but must leave the image unchanged, so the first
+change is the kernel's doing. Screenshots of the explorer before and after the move land in
+``artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 # Chapters 1 and 5 both show a live explorer; chapter 1 runs faster (about 25 s against 35 s).
 CHAPTER = "01_latent_variable_models"
-LIVE_CALL = re.compile(r"^(\w+)\s*=\s*vae_lib\.live_explorer\(\s*([\w.]+)\s*,", re.MULTILINE)
+LIVE_CALL = re.compile(r"^(\w+)\s*=\s*vae_lib\.latent_explorer\(\s*([\w.]+)\s*,.*\.live\(\)", re.MULTILINE)
 SERVER_START_S = 120
 RUN_ALL_S = 420  # all cells, on a 2-core machine shared with another pytest worker
 KERNEL_ROUND_TRIP_MS = 60_000
@@ -53,7 +53,7 @@ LAB_CONFIG = {"LabApp": {"news_url": None, "extension_manager": "readonly",
 
 
 def live_cell(chapter: str) -> tuple[int, str, str]:
-    """(cell index, explorer variable, decoder expression) of the chapter's live explorer cell."""
+    """(cell index, explorer variable, model variable) of the chapter's live explorer cell."""
     import nbformat
 
     nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
@@ -269,44 +269,40 @@ class LabPage:
         return json.loads(reply["text"])
 
 
-# The plotly FigureWidget of the live explorer as the browser draws it: decoded panel (trace 1) and its label.
+# The live explorer as the browser draws it: the values its runtime holds (sent by the kernel) and the readout.
 FIGURE_STATE = """(cell) => {
-    const gd = cell.querySelector('.js-plotly-plot');
-    const z = gd._fullData[1].z;
-    const label = gd._fullLayout.annotations[1].text;
-    const drawn = Array.from(gd.querySelectorAll('.annotation-text')).map(t => t.textContent);
-    return {z: Array.from(z, row => Array.from(row)), label: label, drawn: drawn.includes(label),
-            // the readouts print a minus sign (U+2212), the label a hyphen
-            readouts: Array.from(cell.querySelectorAll('.widget-readout'),
-                                 r => r.textContent.trim().replace('\u2212', '-'))};
+    const host = cell.querySelector('.vae-explorer').parentNode, v = host.explorer.values();
+    const canvas = cell.querySelector('.vae-explorer-image canvas');
+    return {z: [v.z1, v.z2], image: v.image && v.image.d ? Array.from(v.image.d) : null, seq: v['#seq'],
+            readout: cell.querySelector('[aria-live]').textContent.replace(/\u2212/g, '-'),
+            drawn: !!canvas && canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
+                                     .some((c, k) => k % 4 !== 3 && c < 250)};
 }"""
 
 
-def _kernel_state(page: LabPage, live: str, decoder: str) -> dict:
-    """The sliders' values in the kernel and the decoder's mean E[x|z] there (flattened)."""
+def _kernel_state(page: LabPage, live: str, model: str) -> dict:
+    """The z the kernel last received and the model's decoder mean E[x|z] there (flattened)."""
     return page.kernel_json(
         "import json as _j, torch as _t\n"
-        f"_z = [float(s.value) for s in {live}.sliders]\n"
+        f"_z = [float({live}.state.get('z1', 0.0)), float({live}.state.get('z2', 0.0))]\n"
         "with _t.no_grad():\n"
-        f"    _x = {decoder}(_t.tensor([_z], dtype=_t.float32)).reshape(-1)\n"
+        f"    _x = {model}.decode_mean(_t.tensor([_z], dtype=_t.float32)).reshape(-1)\n"
         "print(_j.dumps({'z': _z, 'decoded': _x.tolist()}))\n"
         "del _j, _t, _z, _x")
 
 
 def _label(z1: float, z2: float) -> str:
-    return f"decoded output at z = ({z1:.2f}, {z2:.2f})"
+    return f"z = ({z1:.2f}, {z2:.2f})".replace("-0.00", "0.00")
 
 
-def _max_abs_diff(image: list[list[float]], other: list[float] | list[list[float]]) -> float:
-    """Largest pixel difference between the browser's H × W image and another image (H × W or flattened)."""
-    a = [v for row in image for v in row]
-    b = [v for row in other for v in row] if other and isinstance(other[0], list) else list(other)
+def _max_abs_diff(a: list[float], b: list[float]) -> float:
+    """Largest pixel difference between two flattened images."""
     assert len(a) == len(b), f"images of {len(a)} and {len(b)} pixels"
     return max(abs(u - v) for u, v in zip(a, b, strict=True))
 
 
 def test_live_explorer_slider_runs_the_decoder_in_the_kernel(browser, lab):
-    """Drag z₁ in the browser: the kernel decodes the new z and the FigureWidget shows it; no observer, no change."""
+    """Drag z in the browser: the kernel decodes the new z and the explorer shows it; no observer, no change."""
     index, live, decoder = live_cell(CHAPTER)
     page = LabPage(browser)
     try:
@@ -319,7 +315,7 @@ def test_live_explorer_slider_runs_the_decoder_in_the_kernel(browser, lab):
         page.page.close()
 
 
-def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, decoder: str) -> None:
+def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: str) -> None:
     started = time.monotonic()
     page.open(lab, f"{CHAPTER}.ipynb")
     opened = time.monotonic()
@@ -327,60 +323,61 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, decoder
     ran = time.monotonic()
     cell = page.page.evaluate_handle("(i) => window.__panel.content.widgets[i].node", index).as_element()
     cell.scroll_into_view_if_needed()
-    cell.wait_for_selector(".js-plotly-plot .main-svg", timeout=KERNEL_ROUND_TRIP_MS)
-    sliders = cell.query_selector_all(".widget-slider")
-    assert len(sliders) == 2, f"expected the z₁ and z₂ sliders, found {len(sliders)}"
+    cell.wait_for_selector(".vae-explorer svg[role=application]", timeout=KERNEL_ROUND_TRIP_MS)
+    page.page.wait_for_function(f"(cell) => ({FIGURE_STATE})(cell).image !== null", arg=cell,
+                                timeout=KERNEL_ROUND_TRIP_MS)
     before = page.page.evaluate(FIGURE_STATE, cell)
-    kernel_before = _kernel_state(page, live, decoder)
-    assert before["label"] == _label(*kernel_before["z"]) == _label(0.0, 0.0) and before["drawn"], before["label"]
-    assert _max_abs_diff(before["z"], kernel_before["decoded"]) < 1e-3
+    kernel_before = _kernel_state(page, live, model)
+    assert kernel_before["z"] == [0.0, 0.0] and before["z"] == [0.0, 0.0] and before["drawn"], before
+    assert _label(0.0, 0.0) in before["readout"], before["readout"]
+    assert _max_abs_diff(before["image"], kernel_before["decoded"]) < 1e-4
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     cell.screenshot(path=str(SCREENSHOTS / f"live_lab_{CHAPTER}_before.png"))
 
-    # drag z₁'s handle to 80 % of its rail, as a reader does
-    rail = sliders[0].query_selector(".noUi-target").bounding_box()
-    handle = sliders[0].query_selector(".noUi-handle").bounding_box()
-    y = handle["y"] + handle["height"] / 2
-    page.page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    # drag the marker from the centre of the phase diagram towards its upper right, as a reader does
+    plane = cell.query_selector(".vae-explorer svg[role=application]").bounding_box()
+    x0, y0 = plane["x"] + 0.55 * plane["width"], plane["y"] + 0.47 * plane["height"]
+    page.page.mouse.move(x0, y0)
     page.page.mouse.down()
-    page.page.mouse.move(rail["x"] + 0.8 * rail["width"], y, steps=8)
+    page.page.mouse.move(x0 + 0.25 * plane["width"], y0 - 0.2 * plane["height"], steps=8)
     page.page.mouse.up()
-    # the label follows the slider's readout once the kernel's update for the last value has arrived
+    # the image follows once the kernel's values for the last z have arrived (the seq the front end sent last)
     page.page.wait_for_function(f"""(cell) => {{ const s = ({FIGURE_STATE})(cell);
-        return s.label === 'decoded output at z = (' + s.readouts[0] + ', ' + s.readouts[1] + ')'
-               && s.readouts[0] !== '0.00'; }}""", arg=cell, timeout=KERNEL_ROUND_TRIP_MS, polling=100)
+        const host = cell.querySelector('.vae-explorer').parentNode;
+        return s.z[0] > 0.5 && s.seq === host.explorer.values()['#sent']; }}""", arg=cell,
+                                timeout=KERNEL_ROUND_TRIP_MS, polling=100)
     after = page.page.evaluate(FIGURE_STATE, cell)
     cell.screenshot(path=str(SCREENSHOTS / f"live_lab_{CHAPTER}_after.png"))
-    kernel_after = _kernel_state(page, live, decoder)
+    kernel_after = _kernel_state(page, live, model)
     z1, z2 = kernel_after["z"]
-    assert 1.0 < z1 < 2.6 and z2 == 0.0, kernel_after["z"]  # 80 % of [-3, 3] is 1.8 (the handle's width aside)
-    assert after["label"] == _label(z1, z2) and after["drawn"], after["label"]
-    assert after["z"] != before["z"], "the decoded panel did not change when z₁ moved"
-    assert _max_abs_diff(after["z"], kernel_after["decoded"]) < 1e-3, "the browser does not show E[x|z] at the new z"
-    assert _max_abs_diff(after["z"], before["z"]) > 0.5, "the decoded output barely changed"
+    assert 0.5 < z1 < 3.0 and 0.3 < z2 < 3.0, kernel_after["z"]
+    assert after["z"] == pytest.approx([z1, z2], abs=1e-9) and _label(z1, z2) in after["readout"], after
+    assert _max_abs_diff(after["image"], kernel_after["decoded"]) < 1e-4, "the browser does not show E[x|z] at z"
+    assert _max_abs_diff(after["image"], before["image"]) > 0.5, "the decoded output barely changed"
     moved = time.monotonic()
 
-    # control: without the observer, a move still reaches the kernel but the figure must stay as it is
-    page.kernel_json(f"{live}.sliders[0].unobserve({live}.update, names='value'); print('null')")
-    sliders[0].query_selector(".noUi-handle").focus()
+    # control: without the observer, a move still reaches the kernel but the image must stay as it is
+    page.kernel_json(f"{live}.unobserve({live}._on_state, names='state'); print('null')")
+    slider = cell.query_selector(".vae-explorer input[type=range]")
+    slider.focus()
     page.page.keyboard.press("Home")  # z₁ to the low end of its range
     deadline = time.monotonic() + KERNEL_ROUND_TRIP_MS / 1000
-    while _kernel_state(page, live, decoder)["z"][0] != -3.0:
+    while _kernel_state(page, live, model)["z"][0] != -3.0:
         assert time.monotonic() < deadline, "the keyboard move did not reach the kernel"
         page.page.wait_for_timeout(200)
-    # an observer would have sent its update before the kernel answered; give the browser time to draw it
-    page.page.wait_for_timeout(2000)
+    page.page.wait_for_timeout(2000)  # an observer would have answered by now
     detached = page.page.evaluate(FIGURE_STATE, cell)
-    assert detached["readouts"][0] == "-3.00"
-    assert detached["label"] == after["label"] and detached["z"] == after["z"], "the figure moved without its observer"
+    assert detached["z"][0] == -3.0 and detached["image"] == after["image"], "the image moved without its observer"
 
-    # with the observer back, the same keyboard path updates the figure again
-    page.kernel_json(f"{live}.sliders[0].observe({live}.update, names='value'); print('null')")
-    page.page.keyboard.press("ArrowRight")  # one step of (3 - (-3)) / 100: z₁ = -2.94
-    page.page.wait_for_function(f"(cell) => ({FIGURE_STATE})(cell).label === {json.dumps(_label(-2.94, 0.0))}",
-                                arg=cell, timeout=KERNEL_ROUND_TRIP_MS, polling=100)
-    kernel_end = _kernel_state(page, live, decoder)
-    assert _max_abs_diff(page.page.evaluate(FIGURE_STATE, cell)["z"], kernel_end["decoded"]) < 1e-3
+    # with the observer back, the same keyboard path updates the image again
+    page.kernel_json(f"{live}.observe({live}._on_state, names='state'); print('null')")
+    page.page.keyboard.press("ArrowRight")  # one step of (3 - (-3)) / 200: z₁ = -2.97
+    page.page.wait_for_function(f"""(cell) => {{ const s = ({FIGURE_STATE})(cell);
+        const host = cell.querySelector('.vae-explorer').parentNode;
+        return Math.abs(s.z[0] + 2.97) < 1e-9 && s.seq === host.explorer.values()['#sent']; }}""", arg=cell,
+                                timeout=KERNEL_ROUND_TRIP_MS, polling=100)
+    kernel_end = _kernel_state(page, live, model)
+    assert _max_abs_diff(page.page.evaluate(FIGURE_STATE, cell)["image"], kernel_end["decoded"]) < 1e-4
 
     status = page.page.evaluate("() => window.__panel.sessionContext.session.kernel.status")
     assert status == "idle" and page.kernel_troubles() == [], (status, page.kernel_troubles())

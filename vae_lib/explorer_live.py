@@ -25,6 +25,7 @@ function kernelEngine(model) {
     controls: [],
     update: function (values, data, program, seq, draw) {
       var state = { '#seq': seq };
+      values['#sent'] = seq;  // the kernel's answer carries the same '#seq'
       engine.controls.forEach(function (name) {
         var v = values[name];
         state[name] = v && v.d ? Array.from(v.d) : v;
@@ -38,7 +39,11 @@ function kernelEngine(model) {
     },
     action: function (c, values) {
       var state = {};
-      engine.controls.forEach(function (name) { var v = values[name]; state[name] = v && v.d ? Array.from(v.d) : v; });
+      engine.controls.forEach(function (name) {
+        var v = values[name];
+        state[name] = v && v.d ? Array.from(v.d) : v;
+        if ((name + '#index') in values) { state[name + '#index'] = values[name + '#index']; }
+      });
       model.send({ action: c.name, state: state });
     },
     merge: function (values, out) {
@@ -97,7 +102,7 @@ class ExplorerWidget(anywidget.AnyWidget):
     def _compute(self, state: dict[str, Any]) -> dict:
         values = self.explorer.evaluate({k: v for k, v in state.items() if not k.startswith("#")}, exact=True)
         out = {k: _jsonable(v) for k, v in values.items()
-               if k not in self._controls and "#" not in k and (isinstance(v, (int, float)) or k in self._drawn)}
+               if k not in self._controls and "#" not in k and (isinstance(v, (int, float, str)) or k in self._drawn)}
         out["#seq"] = state.get("#seq", 0)
         return out
 
@@ -125,8 +130,7 @@ class ExplorerWidget(anywidget.AnyWidget):
         values.update(state)
         grid = PosteriorGrid(op.z1.double(), op.z2.double(), op.log_joint.double(), op.cell_area)
         q = torch.tensor([float(values[k]) for k in op.q], dtype=torch.float64)
-        result = ascend_elbo(grid, int(values[op.preset + "#index"] if op.preset + "#index" in values
-                                       else values[op.preset]), q[:2], q[2:],
+        result = ascend_elbo(grid, int(values[op.preset]), q[:2], q[2:],  # a choice's value is its index
                              AscentConfig(steps=button.settings["steps"],
                                           learning_rate=button.settings["learning_rate"]))
         return dict(zip(op.q, [*result.mean.tolist(), *result.log_sigma.tolist()], strict=True))
@@ -154,6 +158,7 @@ def _drawn_values(spec: dict) -> set[str]:
     for p in spec["panels"]:
         drawn.add(p.get("output"))
         drawn.add((p.get("background") or {}).get("output"))
+        drawn.add(p.get("ranges"))
         for layer in p.get("layers", []):
             drawn.update([layer.get("output"), layer.get("x"), layer.get("y")])
     drawn.discard(None)
