@@ -8,14 +8,14 @@ Each page load uses a fresh browser context (empty cache), so the shared static 
   network was idle (HTML + CSS + JS + fonts + ..., from the Resource Timing API); the time from navigation start
   to the load event; and to the moment every plotly figure on the page is drawn (has its full layout and a drawn
   trace: polled every 10 ms from a script injected before the page's own).
-* Static explorers (:func:`static_explorers`): for every plotly figure whose ``layout.meta`` holds a
-  ``latent_explorer`` or a ``posterior_explorer``, ``moves`` real mouse presses on its first two sliders (z₁/z₂, or
-  μ₁/μ₂), alternating, each on a new step (van der Corput order over the rail). A press goes through plotly's own
-  slider code (mousedown → ``plotly_sliderchange`` → the explorer script's Plotly calls), as a reader's does. Per
-  move, timed from the page's first ``mousedown`` listener: *update* = until the explorer's last change to the
-  figure's DOM (a MutationObserver on the figure, once every Plotly call the move made has settled; the slider
-  grip's own 150 ms glide is not counted); *painted* = until the first task after the next animation frame that
-  follows that change, i.e. the browser has drawn the new figure; *main-thread CPU* = the page main thread's CPU
+* Static explorers (:func:`static_explorers`): for every explorer (``.vae-explorer-host``, vae_lib.explorer),
+  ``moves`` real input events, as a reader makes them: on an explorer with a draggable plane (the latent explorers),
+  one mouse drag across the plane through ``moves`` points in van der Corput order (each a ``pointermove`` that
+  makes the page run the decoder at that z); on a drawing pad, ``moves`` short strokes; on any other explorer,
+  arrow-key presses on its first slider or choice, alternating direction. Per move, timed from the page's first
+  listener of the input event (capture phase on window): *update* = until the explorer's last change to its DOM
+  (a MutationObserver on the explorer); *painted* = until the first task after the next animation frame that
+  follows that change, i.e. the browser has drawn the new frame; *main-thread CPU* = the page main thread's CPU
   time over the move (Chrome's ThreadTime metric), which other processes on the machine inflate far less than
   the wall time.
 
@@ -42,8 +42,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
-EXPLORER_KEYS = {"latent": "latent_explorer", "posterior": "posterior_explorer"}
-SLIDER_STEP_INSET = 10  # plotly.js 4 sliders: constants.stepInset, the rail's margin before the first step
 
 INIT_SCRIPT = """(() => {
   const b = window.__bench = {moves: [], drawnAt: null, figures: null, move: null};
@@ -58,77 +56,52 @@ INIT_SCRIPT = """(() => {
   })();
 })();"""
 
-EXPLORERS_JS = """kind => Array.from(document.querySelectorAll('.plotly-graph-div'))
-    .filter(g => g.layout && g.layout.meta && g.layout.meta[kind])"""
+HOSTS_JS = "Array.from(document.querySelectorAll('.vae-explorer-host'))"
 
-# Instruments the page once: every Plotly API call made while a move is open is recorded, and a MutationObserver on
-# each hooked explorer records its last DOM change and the first frame drawn after it. A move opens on mousedown;
-# it closes when all its Plotly calls have settled and the frame after its last DOM change has been drawn.
-HOOK_JS = f"""([kind, index]) => {{
-  const gd = ({EXPLORERS_JS})(kind)[index], b = window.__bench;
-  gd.scrollIntoView({{block: 'center'}});
+# Instruments the page once and the explorer each time: an input event opens a move (capture phase on window, before
+# the explorer's own listeners); a MutationObserver on the explorer records its last DOM change and the first frame
+# drawn after it; the move closes when that frame has been drawn.
+HOOK_JS = f"""index => {{
+  const host = {HOSTS_JS}[index], b = window.__bench;
+  host.scrollIntoView({{block: 'center'}});
   if (!b.instrumented) {{
     b.instrumented = true;
-    for (const name of ['update', 'restyle', 'relayout', 'animate', 'react']) {{
-      const original = Plotly[name];
-      Plotly[name] = function () {{
-        const promise = original.apply(this, arguments);
-        if (b.move && !b.move.done) {{ b.move.pending.push(promise); }}
-        return promise;
-      }};
-    }}
     const finish = move => {{
       if (move.paintedSeq === move.seq && move.last !== null) {{
         move.done = true;
-        b.moves.push({{update: move.last - move.t0, painted: move.painted - move.t0, calls: move.pending.length}});
+        b.moves.push({{update: move.last - move.t0, painted: move.painted - move.t0}});
         if (b.notify) {{ const notify = b.notify; b.notify = null; notify(true); }}
       }} else {{ requestAnimationFrame(() => finish(move)); }}
     }};
-    window.addEventListener('mousedown', () => {{
-      const move = b.move = {{t0: performance.now(), pending: [], last: null, seq: 0, painted: null, paintedSeq: -1,
-                              done: false}};
-      setTimeout(() => Promise.allSettled(move.pending).then(() => finish(move)), 0);  // after the event's handlers
-    }}, true);
+    const open = e => {{
+      if (e.type === 'pointermove' && !e.buttons) {{ return; }}
+      const move = b.move = {{t0: performance.now(), last: null, seq: 0, painted: null, paintedSeq: -1, done: false}};
+      setTimeout(() => finish(move), 0);  // after the event's handlers
+    }};
+    for (const type of ['pointerdown', 'pointermove', 'keydown']) {{ window.addEventListener(type, open, true); }}
   }}
-  if (!gd.__benchObserved) {{
-    gd.__benchObserved = true;
-    // plotly slides a slider's grip to its new step over 150 ms (its own transition, not the explorer's redraw)
-    const outsideSliders = r => !(r.target.closest && r.target.closest('.slider-container'));
-    new MutationObserver(records => {{
+  if (!host.__benchObserved) {{
+    host.__benchObserved = true;
+    new MutationObserver(() => {{
       const move = b.move;
-      if (!move || move.done || !records.some(outsideSliders)) {{ return; }}
+      if (!move || move.done) {{ return; }}
       move.last = performance.now();
       const seq = ++move.seq;
       requestAnimationFrame(() => setTimeout(() => {{
         if (move.seq === seq) {{ move.painted = performance.now(); move.paintedSeq = seq; }}
       }}));
-    }}).observe(gd, {{subtree: true, childList: true, attributes: true, characterData: true}});
+    }}).observe(host, {{subtree: true, childList: true, attributes: true, characterData: true}});
   }}
-  return gd.layout.sliders.length;
-}}"""
-
-# Where to click on slider s so that plotly's slider code picks step k: the inverse of its positionToNormalized
-# mapping, in the slider group's coordinates, turned into viewport coordinates.
-TARGET_JS = f"""([kind, index, s, u]) => {{
-  const gd = ({EXPLORERS_JS})(kind)[index];
-  const opts = gd._fullLayout.sliders[s], d = opts._dims, n = opts._stepCount;
-  let k = Math.round(u * (n - 1));
-  if (k === opts.active) {{ k = k + 1 < n ? k + 1 : k - 1; }}
-  const groups = Array.from(gd.querySelectorAll('.slider-group'));
-  const group = groups.find(g => g.__data__ && g.__data__._index === s) || groups[s];
-  const inset = {SLIDER_STEP_INSET};
-  const x = inset + d.inputAreaStart + (k / (n - 1)) * (d.inputAreaLength - 2 * inset - 2 * d.inputAreaStart);
-  const rail = group.querySelector('.slider-rail-rect').getBoundingClientRect();
-  const p = new DOMPoint(x, 0).matrixTransform(group.getScreenCTM());
-  return {{x: p.x, y: rail.top + rail.height / 2, k: k, n: n}};
+  const plane = host.querySelector('svg[role=application]'), pad = host.querySelector('.vae-explorer-pad-canvas');
+  const box = (plane || pad || document.body).getBoundingClientRect();
+  const where = {{x: box.left, y: box.top, w: box.width, h: box.height}};
+  return {{kind: plane ? 'plane' : pad ? 'pad' : 'keys', box: where}};
 }}"""
 
 WAIT_JS = """n => window.__bench.moves.length > n || new Promise((resolve, reject) => {
   window.__bench.notify = resolve;
-  setTimeout(() => reject(new Error('no redraw within 30 s of the click')), 30000);
+  setTimeout(() => reject(new Error('no redraw within 30 s of the input')), 30000);
 })"""
-
-ACTIVE_JS = f"""([kind, index]) => ({EXPLORERS_JS})(kind)[index]._fullLayout.sliders.slice(0, 2).map(s => s.active)"""
 
 LOAD_JS = """() => {
   const nav = performance.getEntriesByType('navigation')[0], res = performance.getEntriesByType('resource');
@@ -255,30 +228,37 @@ def page_loads(browser, base: str, html: Path, pages: list[str], loads: int = 3)
     return results
 
 
-def _explorer_moves(visit: Visit, kind: str, index: int, moves: int) -> list[dict]:
+def _explorer_moves(visit: Visit, index: int, moves: int) -> tuple[str, list[dict]]:
     page = visit.page
-    sliders = page.evaluate(HOOK_JS, [EXPLORER_KEYS[kind], index])
-    if sliders < 2:
-        raise RuntimeError(f"{kind} explorer {index} has {sliders} sliders, expected at least 2")
+    hook = page.evaluate(HOOK_JS, index)
     page.wait_for_timeout(300)  # scrolled into view and settled
+    box, kind = hook["box"], hook["kind"]
+    if kind == "keys":
+        control = page.evaluate_handle(f"() => {HOSTS_JS}[{index}].querySelector('input[type=range], select')")
+        control.as_element().focus()
+    elif kind == "plane":  # one drag across the plot area (inside its axes: 15 % to 85 % of the box)
+        page.mouse.move(box["x"] + 0.5 * box["w"], box["y"] + 0.5 * box["h"])
+        page.mouse.down()
     samples = []
     for m in range(moves):
-        s = m % 2
-        target = page.evaluate(TARGET_JS, [EXPLORER_KEYS[kind], index, s, van_der_corput(m // 2 + 1, 2 + s)])
+        u, v = van_der_corput(m + 1, 2), van_der_corput(m + 1, 3)
         before = page.evaluate("() => window.__bench.moves.length")
         cpu = visit.main_thread_cpu_ms()
-        page.mouse.move(target["x"], target["y"])
-        page.mouse.down()  # the button stays down until the move is measured: mouseup restyles the grip
+        if kind == "plane":
+            page.mouse.move(box["x"] + (0.15 + 0.7 * u) * box["w"], box["y"] + (0.15 + 0.7 * v) * box["h"])
+        elif kind == "pad":
+            page.mouse.move(box["x"] + u * box["w"], box["y"] + v * box["h"])
+            page.mouse.down()
+        else:
+            page.keyboard.press("ArrowRight" if (m // 3) % 2 == 0 else "ArrowLeft")
         page.evaluate(WAIT_JS, before)
         cpu = visit.main_thread_cpu_ms() - cpu
+        if kind == "pad":
+            page.mouse.up()
+        samples.append({"cpu": cpu, **page.evaluate("() => window.__bench.moves.at(-1)")})
+    if kind == "plane":
         page.mouse.up()
-        active = page.evaluate(ACTIVE_JS, [EXPLORER_KEYS[kind], index])
-        if active[s] != target["k"]:
-            raise RuntimeError(f"{kind} explorer {index}, move {m}: slider {s} is at step {active[s]}, "
-                               f"the click aimed at step {target['k']}")
-        samples.append({"slider": s, "step": target["k"], "cpu": cpu,
-                        **page.evaluate("() => window.__bench.moves.at(-1)")})
-    return samples
+    return kind, samples
 
 
 def _summary(values: list[float]) -> dict:
@@ -293,16 +273,16 @@ def static_explorers(browser, base: str, pages: list[str], moves: int = 50) -> l
     for path in pages:
         visit = Visit(browser, f"{base}/{path}")
         page = visit.page
-        for kind, key in EXPLORER_KEYS.items():
-            count = page.evaluate(f"() => ({EXPLORERS_JS})({json.dumps(key)}).length")
-            for index in range(count):
-                samples = _explorer_moves(visit, kind, index, moves)
-                results.append({"page": path, "kind": kind, "index": index, "moves": moves,
-                                "update": _summary([s["update"] for s in samples]),
-                                "painted": _summary([s["painted"] for s in samples]),
-                                "main_thread_cpu": _summary([s["cpu"] for s in samples]),
-                                "samples": [{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}
-                                            for s in samples]})
+        page.wait_for_function(f"() => {HOSTS_JS}.every(h => h.explorer)", timeout=60_000)
+        for index in range(page.evaluate(f"() => {HOSTS_JS}.length")):
+            title = page.evaluate(f"() => {HOSTS_JS}[{index}].explorer.spec.title")
+            kind, samples = _explorer_moves(visit, index, moves)
+            results.append({"page": path, "kind": kind, "index": index, "title": title, "moves": moves,
+                            "update": _summary([s["update"] for s in samples]),
+                            "painted": _summary([s["painted"] for s in samples]),
+                            "main_thread_cpu": _summary([s["cpu"] for s in samples]),
+                            "samples": [{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}
+                                        for s in samples]})
         if visit.errors or visit.outside:
             raise RuntimeError(f"{path}: console errors {visit.errors}, outside requests {visit.outside}")
         visit.close()
@@ -324,7 +304,7 @@ def main() -> None:
         print(f"{r['page']:<42} html {r['html_bytes']:>9} B  total {r['body_bytes']:>9} B  "
               f"load {r['load_ms']:>7.1f} ms  figures {r['figures_drawn_ms']:>7.1f} ms")
     for r in explorers:
-        print(f"{r['page']:<42} {r['kind']:<10} #{r['index']}  update median {r['update']['median_ms']:6.2f} "
+        print(f"{r['page']:<42} {r['kind']:<6} #{r['index']}  update median {r['update']['median_ms']:6.2f} "
               f"p95 {r['update']['p95_ms']:6.2f}  painted median {r['painted']['median_ms']:6.2f} "
               f"p95 {r['painted']['p95_ms']:6.2f}  CPU median {r['main_thread_cpu']['median_ms']:6.2f} ms")
     print(json.dumps({"pages": loads, "static_explorers": [{k: v for k, v in r.items() if k != "samples"}

@@ -1,9 +1,9 @@
 """Update latency of every chapter's live explorer, measured in a real Jupyter kernel on one thread.
 
-For each chapter cell tagged ``remove-output`` that builds a live explorer (``live = ...live_explorer(...)``,
-``live_posterior_explorer`` or ``live_estimator_explorer``), the chapter's cells are executed with nbclient up to
-and including that cell, so the explorer is the chapter's own (over its trained model) and its widget comms are
-open; then live_probe.py runs in the same kernel and times ``n_moves`` slider moves (see its docstring).
+For each chapter cell tagged ``remove-output`` that builds a live explorer (``live = <explorer builder>(...).live()``),
+the chapter's cells are executed with nbclient up to and including that cell, so the explorer is the chapter's own
+(over its trained model) and its widget comms are open; then live_probe.py runs in the same kernel and times
+``n_moves`` control moves (see its docstring).
 
 Usage: python benchmarks/live.py [--moves 200] [book/*.ipynb ...]     (run.py calls :func:`measure`)
 """
@@ -21,8 +21,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("live_probe.py")
-KINDS = {"live_explorer(": "latent", "live_posterior_explorer(": "posterior", "live_estimator_explorer(": "estimator"}
-LIVE_CELL = re.compile(r"^live\s*=\s*[\w.]*?(live_\w*explorer)\(", re.MULTILINE)
+LIVE_CELL = re.compile(r"^live\s*=\s*[\w.]*?(\w*explorer)\(.*\.live\(\)", re.MULTILINE | re.DOTALL)
 
 
 def live_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
@@ -33,7 +32,7 @@ def live_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
             continue
         match = LIVE_CELL.search(cell.source)
         if match:
-            found.append((index, KINDS[match.group(1) + "("]))
+            found.append((index, match.group(1).removesuffix("_explorer")))
     return found
 
 

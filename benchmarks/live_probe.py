@@ -1,16 +1,17 @@
 """Timing code that runs *inside* a chapter's kernel, next to the chapter's own live explorer (see live.py).
 
 live.py executes a chapter's cells up to its ``live = ...`` cell, then sends this file's source followed by
-``print(json.dumps(probe(live, "<kind>", n_moves)))``. Each move sets one slider of the explorer's plane to a new
-value, exactly as a reader's slider move does: the ``observe`` callback runs the full update synchronously (the
-model evaluation plus the in-place FigureWidget update, whose comm messages are serialised and sent before the
-assignment returns), so ``time.perf_counter()`` around the assignment is the update latency in the kernel, and
-``time.process_time()`` around it the CPU time the kernel process spent on it (all its threads; less sensitive to
-other processes on the machine than the wall time).
+``print(json.dumps(probe(live, "<kind>", n_moves)))``. ``live`` is an explorer's live widget
+(vae_lib.explorer_live.ExplorerWidget). Each move sets the widget's ``state`` as the front end does when a reader
+moves a control (``ExplorerWidget.set``): the ``observe`` callback runs the explorer's program with torch and sets
+the ``values`` trait, whose comm message is serialised and sent before the assignment returns, so
+``time.perf_counter()`` around it is the update latency in the kernel, and ``time.process_time()`` around it the CPU
+time the kernel process spent on it (all its threads; less sensitive to other processes on the machine).
 
-The moves alternate between the plane's two sliders; the values follow van der Corput sequences (base 2 for the
-first slider, base 3 for the second) snapped to the slider step, so the visited positions spread over the whole
-plane in a fixed order. After every move (outside the timed region) the figure is checked to show the new state.
+The moves alternate between the explorer's first two controls (sliders, or a choice); slider values follow van der
+Corput sequences (base 2 for the first, base 3 for the second) on the slider's step grid, so the visited positions
+spread over the whole range in a fixed order; a choice cycles through its options. After every move (outside the
+timed region) the widget's values are checked to answer that move.
 """
 
 from __future__ import annotations
@@ -32,39 +33,18 @@ def van_der_corput(k: int, base: int) -> float:
     return value
 
 
-def plane_values(slider, n: int, base: int) -> list[float]:
-    """n values of a FloatSlider spread over its range, on its step grid."""
-    steps = int(round((slider.max - slider.min) / slider.step))
-    return [round(slider.min + round(van_der_corput(k + 1, base) * steps) * slider.step, 10) for k in range(n)]
+def control_values(control, n: int, base: int) -> list:
+    """n values of a control: a slider's spread over its range on its step grid; a choice's options in turn."""
+    from vae_lib.explorer import Choice
+
+    if isinstance(control, Choice):
+        return [k % len(control.options) for k in range(1, n + 1)]
+    steps = int(round((control.high - control.low) / control.step))
+    return [round(control.low + round(van_der_corput(k + 1, base) * steps) * control.step, 10) for k in range(n)]
 
 
-def _plane(box, kind: str) -> tuple[list, object]:
-    """The two sliders that move the explorer over its plane, and a check that the figure shows (a, b)."""
-    fig = box.figure
-    if kind == "latent":
-        from vae_lib.explorer import LABEL_FORMAT
-
-        def shows(a: float, b: float) -> bool:
-            return fig.layout.annotations[1].text == LABEL_FORMAT.format(z1=f"{a:.2f}", z2=f"{b:.2f}")
-
-        return list(box.sliders), shows
-    if kind == "posterior":
-        def shows(a: float, b: float) -> bool:  # the mean marker of q sits at (μ₁, μ₂)
-            return abs(fig.data[3].x[0] - a) < 1e-9 and abs(fig.data[3].y[0] - b) < 1e-9
-
-        return list(box.sliders[:2]), shows
-    if kind == "estimator":
-        mu, sigma = box.children[1].children  # the (μ, σ) sliders
-
-        def shows(a: float, b: float) -> bool:
-            return f"μ = {a:.2f}, σ = {b:.2f}" in fig.layout.title.text
-
-        return [mu, sigma], shows
-    raise ValueError(f"kind must be 'latent', 'posterior' or 'estimator', got {kind!r}")
-
-
-def probe(box, kind: str, n_moves: int = 200, profile: bool = False) -> dict:
-    """Time ``n_moves`` slider moves of a live explorer; return the latencies (ms) and the kernel's setup.
+def probe(widget, kind: str, n_moves: int = 200, profile: bool = False) -> dict:
+    """Time ``n_moves`` control moves of a live explorer; return the latencies (ms) and the kernel's setup.
 
     With ``profile``, the moves also run under cProfile and the result holds its top entries (cumulative time);
     the profiler's overhead inflates the latencies of that run.
@@ -73,26 +53,28 @@ def probe(box, kind: str, n_moves: int = 200, profile: bool = False) -> dict:
     import io
     import pstats
 
+    from vae_lib.explorer import Choice, Slider
+
     profiler = cProfile.Profile() if profile else None
-    sliders, shows = _plane(box, kind)
+    controls = [c for c in widget.explorer.controls if isinstance(c, (Slider, Choice))][:2]
+    if not controls:
+        raise ValueError(f"{kind}: the live explorer has no slider or choice to move")
     half = (n_moves + 1) // 2
-    values = [plane_values(sliders[0], half, 2), plane_values(sliders[1], half, 3)]  # each slider's own sequence
+    values = [control_values(c, half, 2 + k) for k, c in enumerate(controls)]
     times_ms, cpu_ms = [], []
     for k in range(n_moves):
-        slider = sliders[k % 2]
-        value = values[k % 2][k // 2]
-        if abs(value - slider.value) < 1e-12:  # traitlets ignore a non-change: step to a neighbour instead
-            value = round(value + slider.step if value + slider.step <= slider.max else value - slider.step, 10)
+        control = controls[k % len(controls)]
+        value = values[k % len(controls)][k // len(controls)]
         if profiler:
             profiler.enable()
         start, cpu = time.perf_counter(), time.process_time()
-        slider.value = value  # runs the explorer's observer: the whole update
+        widget.set(**{control.name: value})  # a new state, as from the front end: the whole update runs
         times_ms.append((time.perf_counter() - start) * 1e3)
         cpu_ms.append((time.process_time() - cpu) * 1e3)
         if profiler:
             profiler.disable()
-        if not shows(sliders[0].value, sliders[1].value):
-            raise RuntimeError(f"move {k}: the figure does not show {sliders[0].value}, {sliders[1].value}")
+        if widget.values.get("#seq") != widget.state.get("#seq"):
+            raise RuntimeError(f"move {k}: the widget's values do not answer its state")
     t = np.array(times_ms)
     report = {}
     if profiler:
