@@ -6,6 +6,7 @@ Tiny configurations only (one hidden layer of 16 units) so that the whole file r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import pytest
@@ -17,7 +18,8 @@ from vae_lib.data import load_digits_split
 from vae_lib.elbo import elbo_joint_plus_entropy, elbo_reconstruction_minus_kl, log_marginal_importance
 from vae_lib.gaussian import sample
 from vae_lib.likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
-from vae_lib.models import VAE, AEConfig, Autoencoder, VAEConfig
+from vae_lib.models import VAE, AEConfig, Autoencoder, VAEConfig, mlp
+from vae_lib.networks import _seeded
 from vae_lib.train import TrainConfig, fit
 
 LIKELIHOODS = ["categorical", "bernoulli", "gaussian", "gaussian_fixed"]
@@ -195,9 +197,74 @@ class TestConstruction:
             assert vae.decoder(torch.zeros(1, 2)).shape == (1, size)
             assert vae.encoder(torch.zeros(1, 64)).shape == (1, 4)
 
+    def test_default_networks_have_the_weights_chapters_1_to_6_were_trained_from(self):
+        # SHA-256 of the initial state_dict (names and float32 bytes) computed before the VAE took its networks as
+        # arguments: the default MLPs must stay bit-identical, or every chapter's numbers would change
+        pinned = {VAEConfig(): "58de9a06fb61bff695d8534f8d93e4cb6d78b983887d19837cabf2fe763d7a37",
+                  VAEConfig(data_dim=2, latent_dim=1, likelihood="gaussian", hidden=(64, 64), seed=3):
+                      "72161b7acc2b85feb464234167d3db69e8bfc802c0b1395796f61900e689738c"}
+        for config, expected in pinned.items():
+            digest = hashlib.sha256()
+            for key, value in VAE(config).state_dict().items():
+                digest.update(key.encode())
+                digest.update(value.contiguous().numpy().tobytes())
+            assert digest.hexdigest() == expected, config
+
+    def test_default_networks_are_the_seeded_mlps(self):
+        c = VAEConfig(hidden=(16, 8), likelihood="gaussian", seed=5)
+        encoder = _seeded(5, lambda: mlp((64, 16, 8, 4)))
+        decoder = _seeded(6, lambda: mlp((2, 8, 16, 128)))
+        for built, given in ((VAE(c).encoder, encoder), (VAE(c).decoder, decoder)):
+            for (ka, a), (kb, b) in zip(built.state_dict().items(), given.state_dict().items(), strict=True):
+                assert ka == kb and torch.equal(a, b)
+        # the same networks passed in give the same model
+        vae, given = VAE(c), VAE(c, encoder=encoder, decoder=decoder)
+        x = load_digits_split().x_train[:4]
+        with torch.no_grad():
+            torch.testing.assert_close(given.elbo(x, 3, generator=gen(0)), vae.elbo(x, 3, generator=gen(0)),
+                                       rtol=0, atol=0)
+
+    def test_decoder_width_of_the_mlp(self):
+        # log_evidence's chunks depend on it: 2·Σ hidden + 2·out for the fully connected decoder
+        for likelihood, out in [("categorical", 64 * 17), ("gaussian", 128), ("bernoulli", 64)]:
+            assert tiny(likelihood).decoder_width == 2 * 16 + 2 * out
+        assert VAE(VAEConfig(hidden=(32, 8))).decoder_width == 2 * 40 + 2 * 64 * 17
+
+    def test_data_shape_and_data_dim(self):
+        assert VAEConfig().data_shape == (64,) and VAEConfig().data_dim == 64
+        assert VAEConfig(data_dim=2).data_shape == (2,)
+        assert VAEConfig(data_shape=(1, 32, 32)).data_dim == 1024
+        assert VAEConfig(data_shape=[3, 4, 4]).data_shape == (3, 4, 4)
+        assert VAEConfig(data_dim=48, data_shape=(3, 4, 4)).data_dim == 48
+        assert VAEConfig(data_dim=64) == VAEConfig(data_shape=(64,)) == VAEConfig()
+        with pytest.raises(ValueError, match="data_dim"):
+            VAEConfig(data_dim=64, data_shape=(1, 32, 32))
+        with pytest.raises(TypeError, match="data_shape"):
+            VAEConfig(data_shape=())
+        with pytest.raises(TypeError, match="data_shape"):
+            VAEConfig(data_shape=64)
+
+    def test_decoder_output_sizes_per_likelihood(self):
+        for likelihood, k, layout in [("categorical", 17, "pixel_major"), ("gaussian", 2, "parameter_major"),
+                                      ("bernoulli", 1, "parameter_major"), ("gaussian_fixed", 1, "parameter_major")]:
+            c = VAEConfig(data_shape=(2, 3, 5), likelihood=likelihood)
+            assert (c.decoder_outputs_per_dim, c.decoder_layout, c.decoder_output_size) == (k, layout, 30 * k)
+
+    def test_default_mlp_on_images_flattens_them(self):
+        flat, image = VAE(VAEConfig(hidden=(16,))), VAE(VAEConfig(data_shape=(1, 8, 8), hidden=(16,)))
+        for a, b in zip(flat.parameters(), image.parameters(), strict=True):
+            assert torch.equal(a, b)  # the same seeded weights: nn.Flatten has none
+        x = load_digits_split().x_train[:4]
+        with torch.no_grad():
+            expected = flat.elbo(x, 2, generator=gen(0))
+            torch.testing.assert_close(image.elbo(x.view(4, 1, 8, 8), 2, generator=gen(0)), expected, rtol=0, atol=0)
+            torch.testing.assert_close(image.elbo(x, 2, generator=gen(0)), expected, rtol=0, atol=0)
+            assert image.decode_mean(torch.zeros(3, 2)).shape == (3, 64)  # flat (..., D)
+
     @pytest.mark.parametrize(
         ("field", "value", "error"),
         [("likelihood", "poisson", ValueError), ("latent_dim", 0, ValueError), ("data_dim", -1, ValueError),
+         ("data_shape", (1, 0, 3), ValueError), ("data_shape", (1, 2.5), TypeError),
          ("n_levels", 1, ValueError), ("x_scale", 0.0, ValueError), ("fixed_sigma", -1.0, ValueError),
          ("hidden", (16, 0), ValueError), ("latent_dim", 2.5, TypeError)],
     )
