@@ -229,3 +229,46 @@ class TestCategorical:
     def test_logits_need_a_level_axis(self):
         with pytest.raises(ValueError, match="logits"):
             categorical_log_likelihood(torch.zeros(4), torch.zeros(17))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a probability of the integer image, in nats per image and bits per dimension (chapter 7)
+# ---------------------------------------------------------------------------------------------------------
+class TestImageProbability:
+    def test_categorical_sums_to_one_over_all_images(self):
+        # D = 3 pixels, 4 levels: the 4³ = 64 possible images share the total probability 1
+        logits = 2 * torch.randn(3, 4, generator=gen(10), dtype=F64)  # (D, levels)
+        images = torch.tensor(list(itertools.product(range(4), repeat=3)))  # (64, 3)
+        assert images.shape == (64, 3) and len({tuple(r) for r in images.tolist()}) == 64
+        total = categorical_log_likelihood(images, logits).exp().sum().item()
+        assert total == pytest.approx(1.0, abs=1e-6)
+        # the most probable image (every pixel at its largest logit) holds a visible share of that mass
+        mode = logits.argmax(-1).unsqueeze(0)  # (1, 3)
+        assert categorical_log_likelihood(mode, logits).exp().item() == pytest.approx(
+            torch.softmax(logits, -1).max(-1).values.prod().item(), rel=1e-12)
+
+    def test_uniform_categorical_over_16_levels_is_4_bits_per_dim(self):
+        from vae_lib.evaluation import bits_per_dim
+        d = 1024
+        x = torch.randint(0, 16, (2, d), generator=gen(11))
+        nats = -categorical_log_likelihood(x, torch.zeros(d, 16, dtype=F64))  # (2,) = D ln 16 each
+        torch.testing.assert_close(nats, torch.full((2,), d * math.log(16), dtype=F64))
+        assert bits_per_dim(nats[0].item(), d) == pytest.approx(4.0, abs=1e-12)
+        torch.testing.assert_close(bits_per_dim(nats, d), torch.full((2,), 4.0, dtype=F64))
+        assert bits_per_dim(d * math.log(256), d) == pytest.approx(8.0, abs=1e-12)  # 8-bit images: 8 bits/dim
+
+    def test_bits_per_dim_is_nats_over_d_ln_2(self):
+        from vae_lib.evaluation import bits_per_dim
+        assert bits_per_dim(100.0, 64) == pytest.approx(100.0 / (64 * math.log(2)), rel=1e-15)
+        assert isinstance(bits_per_dim(1, 1), float)
+
+    def test_bits_per_dim_bad_arguments(self):
+        from vae_lib.evaluation import bits_per_dim
+        with pytest.raises(ValueError, match="n_dims"):
+            bits_per_dim(10.0, 0)
+        with pytest.raises(TypeError, match="n_dims"):
+            bits_per_dim(10.0, 2.5)
+        with pytest.raises(TypeError, match="nats_per_image"):
+            bits_per_dim("10", 4)
+        with pytest.raises(ValueError, match="nats_per_image"):
+            bits_per_dim(float("inf"), 4)

@@ -12,10 +12,17 @@ from torch.distributions import Normal
 
 from vae_lib.data import load_digits_split
 from vae_lib.elbo import log_marginal_importance
-from vae_lib.evaluation import bernoulli_level_log_mass, dequantized_log_prob, log_evidence, nll_nats_per_image
+from vae_lib.evaluation import (
+    bernoulli_level_log_mass,
+    bits_per_dim,
+    dequantized_log_prob,
+    log_evidence,
+    nll_nats_per_image,
+)
 from vae_lib.gaussian import kl_diag_gaussian_std_normal
 from vae_lib.likelihoods import LOG_2PI
 from vae_lib.models import VAE, AEConfig, Autoencoder, VAEConfig
+from vae_lib.networks import conv_networks
 from vae_lib.pitfalls import MeanSquaredErrorPlusKL, implied_beta, implied_sigma
 from vae_lib.train import TrainConfig, fit, kl_weight_schedule, weighted_objective
 
@@ -92,6 +99,74 @@ class TestObjective:
             TrainConfig(kl_weight=-0.5)
         with pytest.raises(TypeError, match="elbo_terms"):
             fit(Autoencoder(AEConfig(hidden=(8,))), digits, TrainConfig(epochs=1, kl_weight=2.0, progress=False))
+
+
+def conv_vae(likelihood: str = "categorical") -> VAE:
+    config = VAEConfig(data_shape=(1, 8, 8), latent_dim=2, likelihood=likelihood, n_levels=16, x_scale=15.0)
+    return VAE(config, *conv_networks(config, channels=(4, 8)))
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randint(0, 16, (64, 1, 8, 8), generator=gen(0)).float()  # (N, C, H, W) levels 0..15
+
+
+class TestImages:
+    @pytest.mark.parametrize(("likelihood", "dequantize"), [("categorical", False), ("gaussian", True)])
+    def test_fit_on_images_is_fit_on_the_flattened_images(self, images, likelihood, dequantize):
+        # the same shuffles, noise u ~ U[0, 1) (drawn in C, H, W order either way) and samples: identical runs
+        config = TrainConfig(epochs=2, batch_size=16, progress=False, dequantize=dequantize)
+        a, b = conv_vae(likelihood), conv_vae(likelihood)
+        h_image = fit(a, images, config)
+        h_flat = fit(b, images.flatten(1), config)
+        assert h_image.loss == h_flat.loss and h_image.elbo == h_flat.elbo
+        for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            assert torch.equal(pa, pb)
+
+    def test_dequantization_noise_has_the_batch_shape_and_lies_in_the_unit_cube(self, images, monkeypatch):
+        seen = []
+        vae = conv_vae("gaussian")
+        elbo_terms = vae.elbo_terms
+
+        def spy(batch, *, generator):
+            seen.append(batch.detach().clone())
+            return elbo_terms(batch, generator=generator)
+
+        monkeypatch.setattr(vae, "elbo_terms", spy)
+        fit(vae, images[:16], TrainConfig(epochs=1, batch_size=16, progress=False, dequantize=True, seed=3))
+        (batch,) = seen
+        order = torch.randperm(16, generator=gen(3))
+        noise = batch - images[:16][order]
+        assert batch.shape == (16, 1, 8, 8)
+        assert (noise >= 0).all() and (noise < 1).all() and noise.std() > 0.2  # U[0, 1): std 0.289
+
+    def test_x_train_of_the_wrong_shape_names_it(self, images):
+        with pytest.raises(ValueError, match=r"x_train must have shape \(N, 1, 8, 8\) or flattened \(N, 64\)"):
+            fit(conv_vae(), images[:, :, :4], TrainConfig(epochs=1, progress=False))
+        with pytest.raises(ValueError, match="x_train"):
+            fit(conv_vae(), images[0, 0], TrainConfig(epochs=1, progress=False))
+        with pytest.raises(ValueError, match="x_train"):  # models without a data_shape still take (N, D) only
+            fit(Autoencoder(AEConfig(hidden=(8,))), images, TrainConfig(epochs=1, progress=False))
+
+    def test_log_evidence_on_images_is_log_evidence_on_flat_images(self, images):
+        vae = conv_vae().eval()
+        got = log_evidence(vae, images[:4], 20, generator=gen(1))
+        torch.testing.assert_close(got, log_evidence(vae, images[:4].flatten(1), 20, generator=gen(1)), rtol=0,
+                                   atol=0)
+        with torch.no_grad():
+            ref = log_marginal_importance(images[:4].flatten(1), vae, vae.posterior(images[:4]), 20,
+                                          generator=gen(1))
+        torch.testing.assert_close(got, ref)
+
+    def test_dequantized_images_and_bits_per_dim(self, images):
+        vae = conv_vae("gaussian").eval()
+        a = dequantized_log_prob(vae, images[:4], 10, generator=gen(2))
+        b = dequantized_log_prob(vae, images[:4].flatten(1), 10, generator=gen(2))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        nats = -a.mean().item()
+        assert bits_per_dim(nats, 64) == pytest.approx(nats / (64 * math.log(2)))
+        with pytest.raises(ValueError, match="x_int"):
+            dequantized_log_prob(vae, images[:4, :, :3], 10, generator=gen(2))
 
 
 class TestOneScale:

@@ -10,11 +10,15 @@
 
   so :func:`dequantized_log_prob` = log p(x + u) for one u per image is an unbiased estimate of a lower bound
   on log P_θ(x), in nats of the integer image (Theis et al., 2016).
+
+:func:`bits_per_dim` converts nats per image to bits per dimension, the unit of image-model papers (chapter 7).
+Images x may be given as (B, C, H, W) or flattened (B, D), for a VAE whose ``config.data_shape`` is (C, H, W).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -23,7 +27,7 @@ from ._checks import as_tensor, check_count, check_generator
 from .elbo import log_marginal_importance
 from .models import VAE
 
-__all__ = ["bernoulli_level_log_mass", "dequantized_log_prob", "log_evidence", "nll_nats_per_image"]
+__all__ = ["bernoulli_level_log_mass", "bits_per_dim", "dequantized_log_prob", "log_evidence", "nll_nats_per_image"]
 
 _CONTINUOUS = ("gaussian", "gaussian_fixed")
 _ELEMENT_BUDGET = 2**24  # floats held at once by the decoder over a chunk of samples (64 MB)
@@ -36,21 +40,21 @@ def _check_vae(model: object) -> VAE:
 
 
 def _decoder_width(model: VAE) -> int:
-    """Floats the decoder holds per latent sample: every hidden layer's activations plus its output."""
-    c = model.config
-    out = {"categorical": c.data_dim * c.n_levels, "bernoulli": c.data_dim, "gaussian": 2 * c.data_dim,
-           "gaussian_fixed": c.data_dim}[c.likelihood]
-    return 2 * sum(c.hidden) + 2 * out  # pre- and post-activation; the likelihood's own copy of the output
+    """Floats the decoder holds per latent sample: every layer's output plus the likelihood's copy of the output.
+
+    For the fully connected decoder this is 2·Σ hidden + 2·out (pre- and post-activation of each hidden layer).
+    """
+    return model.decoder_width
 
 
 def log_evidence(model: VAE, x: Tensor, n_samples: int, *, generator: torch.Generator) -> Tensor:
     """Importance-weighted estimate of log p_θ(x) in the units of x (K = ``n_samples`` draws of q_φ(z|x)), (B,).
 
     For a continuous likelihood on x / s the Jacobian term −D log s is included, so the result is the density
-    of x itself. Memory stays bounded: the samples are processed in chunks.
+    of x itself. Memory stays bounded: the samples are processed in chunks. x is (B, D) or (B, *data_shape).
     """
     model = _check_vae(model)
-    x = as_tensor("x", x, ndim=2)
+    x = model.flatten_data(x)  # (B, D)
     n_samples = check_count("n_samples", n_samples)
     check_generator(generator)
     c = model.config
@@ -73,7 +77,7 @@ def dequantized_log_prob(model: VAE, x_int: Tensor, n_samples: int, *, generator
     if model.config.likelihood not in _CONTINUOUS:
         raise ValueError(f"model must have a continuous likelihood {_CONTINUOUS} for dequantization, "
                          f"got {model.config.likelihood!r}")
-    x_int = as_tensor("x_int", x_int, ndim=2)
+    x_int = model.flatten_data(x_int, "x_int")  # (B, D)
     if not torch.equal(x_int, x_int.round()):
         raise ValueError("x_int must hold integer pixel levels")
     check_generator(generator)
@@ -96,6 +100,26 @@ def nll_nats_per_image(model: VAE, x_int: Tensor, n_samples: int, *, generator: 
         return -dequantized_log_prob(model, x_int, n_samples, generator=generator).mean().item()
     raise ValueError("a Bernoulli decoder on grey levels is not a distribution over integer images: "
                      "its numbers are not comparable (see bernoulli_level_mass)")
+
+
+def bits_per_dim(nats_per_image: float | Tensor, n_dims: int) -> float | Tensor:
+    """Bits per dimension: −log P(x) in nats per image divided by D·ln 2, for D = ``n_dims`` values per image.
+
+    The unit of the PixelCNN and VQ-VAE papers: it makes images of different sizes comparable (−log₂ P(x) / D is
+    the average code length per pixel of an entropy coder driven by the model), and gives an easy reference: the
+    uniform distribution over n levels scores log₂ n, e.g. 8 bits/dim for 256 levels, 4 for 16. Lower is better.
+    Only meaningful for a probability of the integer image: a categorical decoder, or a dequantized continuous
+    one (a bound, :func:`dequantized_log_prob`). Chapter 7 reports its convolutional VAE in these units.
+    ``nats_per_image`` may be a float (returns a float) or a tensor of per-image values (returns a tensor).
+    """
+    n_dims = check_count("n_dims", n_dims)
+    if isinstance(nats_per_image, Tensor):
+        return as_tensor("nats_per_image", nats_per_image) / (n_dims * math.log(2))
+    if isinstance(nats_per_image, bool) or not isinstance(nats_per_image, numbers.Real):
+        raise TypeError(f"nats_per_image must be a number or a tensor, got {type(nats_per_image).__name__}")
+    if not math.isfinite(nats_per_image):
+        raise ValueError(f"nats_per_image must be finite, got {nats_per_image}")
+    return float(nats_per_image) / (n_dims * math.log(2))
 
 
 def bernoulli_level_log_mass(logits: Tensor, n_levels: int = 17) -> Tensor:

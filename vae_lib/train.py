@@ -9,10 +9,15 @@ with a per-epoch KL weight β_t (``kl_weight``, linearly annealed from 0 over ``
 free bits λ (``free_bits``, nats per latent dimension; Kingma et al., 2016). With β = 1 and λ = 0 it is
 exactly −L(θ, φ; x), the negative ELBO, averaged over the batch. ``dequantize`` adds uniform noise
 u ~ U[0, 1)^D to every batch of integer pixel levels (the training chapter's continuous decoders).
+
+The training data may be flat (N, D) or images (N, C, H, W) (chapter 7's convolutional VAE): any shape the model
+takes. :func:`fit` puts the model in train mode while it trains (BatchNorm layers then use batch statistics) and
+leaves it in eval mode.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -109,6 +114,21 @@ def weighted_objective(log_likelihood: Tensor, kl_per_dim: Tensor, kl_weight: fl
     return -log_likelihood.mean() + kl_weight * kl_dims.sum()
 
 
+def _check_train_data(model: nn.Module, x_train: Tensor) -> Tensor:
+    """x_train as a tensor of N examples: (N, D), or (N, *data_shape) when the model's config has a data_shape."""
+    data_shape = getattr(getattr(model, "config", None), "data_shape", None)
+    if data_shape is None:
+        return as_tensor("x_train", x_train, ndim=2)
+    x_train = as_tensor("x_train", x_train, min_ndim=2)
+    dim = math.prod(data_shape)
+    if tuple(x_train.shape[1:]) != tuple(data_shape) and not (x_train.dim() == 2 and x_train.shape[1] == dim):
+        shape = ", ".join(map(str, data_shape))
+        flat = f" or flattened (N, {dim})" if len(data_shape) > 1 else ""
+        raise ValueError(f"x_train must have shape (N, {shape}){flat} (the model's config.data_shape), "
+                         f"got {tuple(x_train.shape)}")
+    return x_train
+
+
 def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     """Minimise ``model.loss(x, generator=...)`` (per-example loss, shape (B,)) averaged over mini-batches.
 
@@ -116,7 +136,9 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     of its ``elbo_terms`` (log p_θ(x|z) (B,), KL per dimension (B, L)) with β_t and λ from ``config``, and the
     terms are recorded; with the default β = 1, λ = 0 this is the same computation as ``model.loss``.
     Shuffling, dequantization noise and the model's sampling noise all come from one generator seeded with
-    ``config.seed``, so a run is reproducible.
+    ``config.seed``, so a run is reproducible. ``x_train`` is (N, D), or (N, *data_shape) for a model whose
+    ``config`` has a ``data_shape`` (images (N, C, H, W) for chapter 7's convolutional VAE). The model is in train
+    mode during the epochs and left in eval mode.
     """
     if not hasattr(model, "loss"):
         raise TypeError(f"model must have a loss(x, generator=...) method, got {type(model).__name__}")
@@ -128,7 +150,7 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     if not has_terms and not config.is_plain_elbo:
         raise TypeError(f"kl_weight, kl_warmup_epochs and free_bits need a model with elbo_terms (a VAE), "
                         f"got {type(model).__name__}")
-    x_train = as_tensor("x_train", x_train, ndim=2)
+    x_train = _check_train_data(model, x_train)
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history = TrainHistory()
@@ -143,9 +165,9 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
         order = torch.randperm(n, generator=generator)
         total, recon, kl_dims = 0.0, 0.0, 0.0
         for start in range(0, n, config.batch_size):
-            batch = x_train[order[start:start + config.batch_size]]  # (b, D)
+            batch = x_train[order[start:start + config.batch_size]]  # (b, D) or (b, C, H, W)
             if config.dequantize:
-                batch = batch + torch.rand(batch.shape, generator=generator)  # (b, D) uniform dequantization
+                batch = batch + torch.rand(batch.shape, generator=generator)  # uniform dequantization, batch's shape
             if has_terms:
                 log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
                 loss = weighted_objective(log_lik, kl, beta, config.free_bits)
