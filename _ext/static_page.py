@@ -152,7 +152,8 @@ class ExplorerPages(SphinxPostTransform):
     formats = ("html",)
 
     def run(self, **kwargs: object) -> None:
-        folder = Path(self.app.outdir).parent / "vendor_static" / "vendor" / EXPLORER_DATA
+        # written straight into the output's _static folder: Sphinx copies html_static_path before it writes pages
+        folder = Path(self.app.outdir) / "_static" / "vendor" / EXPLORER_DATA
         for raw in list(self.document.findall(nodes.raw)):
             text = raw.astext()
             if EXPLORER_HOST not in text:

@@ -44,10 +44,10 @@ from torch import Tensor, nn
 from ._checks import as_tensor, check_count
 
 __all__ = [
-    "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "Curve", "Difference", "Ellipse", "Explorer",
+    "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "ConvNet", "Curve", "Difference", "Ellipse", "Explorer",
     "Head", "ImagePanel", "KLStdNormal", "LatentGridImages", "Lookup", "MLP", "Marker", "NearestCode", "Pad", "Plane",
     "Points", "QuadratureELBO", "Reparameterize", "Slider", "Split", "Stack", "VLine", "Bars", "Background",
-    "decode_grid", "explorer_runtime", "mosaic", "quantise_rows",
+    "Affine", "decode_grid", "explorer_runtime", "mosaic", "quantise_rows",
 ]
 
 OKABE_ITO_VERMILLION = "#D55E00"
@@ -56,7 +56,9 @@ OKABE_ITO_VERMILLION = "#D55E00"
 # ------------------------------------------------------------------------------------------ controls
 @dataclass(frozen=True)
 class Slider:
-    """A continuous control in [low, high]; ``snap`` restricts it to the steps (for precomputed lookups)."""
+    """A continuous control in [low, high]; ``snap`` restricts it to the steps (for precomputed lookups), and
+    ``labels`` (one per step, snapped sliders only) are shown instead of the value (a slider over the index of
+    unevenly spaced settings, e.g. σ ∈ {0.1, 0.25, 0.5, 1, 2})."""
 
     name: str
     label: str
@@ -66,6 +68,7 @@ class Slider:
     value: float
     digits: int = 2
     snap: bool = False
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
@@ -74,6 +77,9 @@ class Slider:
             raise ValueError(f"slider {self.name!r}: step must be positive, got {self.step}")
         if not self.low <= self.value <= self.high:
             raise ValueError(f"slider {self.name!r}: value must lie in [low, high], got {self.value}")
+        if self.labels and (not self.snap or len(self.labels) != self.n_steps):
+            raise ValueError(f"slider {self.name!r}: labels need snap=True and one label per step ({self.n_steps}), "
+                             f"got {len(self.labels)}")
 
     @property
     def n_steps(self) -> int:
@@ -81,7 +87,8 @@ class Slider:
 
     def json(self) -> dict:
         return {"kind": "slider", **{k: getattr(self, k) for k in
-                                     ("name", "label", "low", "high", "step", "value", "digits", "snap")}}
+                                     ("name", "label", "low", "high", "step", "value", "digits", "snap")},
+                **({"labels": list(self.labels)} if self.labels else {})}
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,8 @@ Control = Slider | Choice | Button | Pad
 @dataclass(frozen=True)
 class Background:
     """A bitmap behind a plane over ``extent`` = (x0, x1, y0, y1): fixed ``values`` (rows, cols; row 0 at the
-    bottom, NaN drawn blank), or the program's value named ``output``."""
+    bottom, NaN drawn blank), or the program's value named ``output`` (a matrix of ``shape`` (rows, cols), row 0 at
+    the bottom too, e.g. a :class:`Lookup`'s entry or :class:`QuadratureELBO`'s posterior)."""
 
     extent: tuple[float, float, float, float]
     value_range: tuple[float, float]
@@ -197,7 +205,9 @@ Layer = Points | Marker | Curve | Bars | VLine
 
 @dataclass(frozen=True)
 class Plane:
-    """A 2-D plot; ``drag`` names the two sliders that pointer drags and the arrow keys move."""
+    """A 2-D plot; ``drag`` names the two sliders that pointer drags and the arrow keys move. ``ranges`` (optional)
+    names a value {"x": [lo, hi], "y": [lo, hi]} that rescales the axes on every update (histograms whose spread
+    changes by orders of magnitude between settings); ``x_range`` and ``y_range`` are then the first view."""
 
     title: str
     x_title: str
@@ -209,6 +219,7 @@ class Plane:
     drag: tuple[str, str] | None = None
     width: int = 380
     height: int = 380
+    ranges: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,10 +249,13 @@ class _Data:
         raw = np.ascontiguousarray(array.astype({"int8": "<i1", "uint8": "u1", "float32": "<f4"}[dtype]))
         entry = {"dtype": dtype, "shape": list(raw.shape), "b64": base64.b64encode(raw.tobytes()).decode("ascii")}
         values = torch.from_numpy(raw.astype(np.float64))
-        if scale is not None:
+        if isinstance(scale, list):  # one scale per row: a float32 array of its own (kept beside the weights)
+            entry["scale"] = self.add(name + ".scale", np.asarray(scale), "float32")
+            s = self.decoded[entry["scale"]]
+            values = values * s.reshape(-1, *[1] * (values.dim() - 1))
+        elif scale is not None:
             entry["scale"] = scale
-            s = torch.tensor(scale, dtype=torch.float64)
-            values = values * (s[:, None] if s.dim() == 1 else s)
+            values = values * float(scale)
         if offset:
             entry["offset"] = offset
             values = values + offset
@@ -343,6 +357,77 @@ class MLP(Op):
         values[self.output] = h
 
 
+def _conv_layers(network: nn.Module) -> list[dict]:
+    """A :class:`vae_lib.networks.ConvDecoder` as the page runs it: its Linear head, then each transposed 3×3
+    convolution with its BatchNorm folded in (eval mode: y = γ (conv(x) − mean) / √(var + ε) + β is a convolution
+    with weights scaled by g = γ / √(var + ε) per output channel and bias (b − mean) g + β) and its LeakyReLU, then the
+    last 3×3 convolution. Weights in (out, in, 3, 3) layout, float64."""
+    c = network.config
+    layers: list[dict] = [{"kind": "linear", "w": network.head.weight.detach().double(),
+                           "b": network.head.bias.detach().double(), "out_shape": list(c.smallest_map)}]
+    shape = list(c.smallest_map)
+    for block in network.blocks:
+        conv, bn, act = block
+        g = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()  # (Cout,)
+        w = conv.weight.detach().double().permute(1, 0, 2, 3) * g[:, None, None, None]  # (Cout, Cin, 3, 3)
+        b = (conv.bias.detach().double() - bn.running_mean.double()) * g + bn.bias.detach().double()
+        shape = [w.shape[0], 2 * shape[1], 2 * shape[2]]
+        layers.append({"kind": "conv_transpose", "w": w, "b": b, "slope": float(act.negative_slope),
+                       "out_shape": shape})
+    w, b = network.out.weight.detach().double(), network.out.bias.detach().double()
+    layers.append({"kind": "conv", "w": w, "b": b, "slope": None, "out_shape": [w.shape[0], shape[1], shape[2]]})
+    return layers
+
+
+@dataclass
+class ConvNet(Op):
+    """A convolutional decoder (:class:`vae_lib.networks.ConvDecoder`, chapter 7) run in the page: z (1, L) → its
+    outputs (1, D·k) in the decoder's own layout. BatchNorm is folded into the convolutions (eval mode, see
+    :func:`_conv_layers`); the page holds int8 weights with one scale per output channel."""
+
+    network: nn.Module
+    input: str
+    output: str
+    name: str
+
+    def json(self, data: _Data) -> dict:
+        layers = []
+        for i, layer in enumerate(_conv_layers(self.network)):
+            w = layer["w"]
+            q, scale = quantise_rows(w.reshape(w.shape[0], -1))
+            entry = {"kind": layer["kind"], "shape": list(w.shape), "out_shape": layer["out_shape"],
+                     "slope": layer.get("slope"),
+                     "w": data.add(f"{self.name}.w{i}", q.reshape(tuple(w.shape)), "int8", scale),
+                     "b": data.add(f"{self.name}.b{i}", layer["b"].numpy(), "float32")}
+            layers.append(entry)
+        c = self.network.config
+        return {"op": "convnet", "input": self.input, "output": self.output, "layers": layers,
+                "layout": c.output_layout, "per_pixel": c.out_channels_per_pixel}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        z = _matrix(values[self.input])  # (1, L)
+        if data is None:
+            values[self.output] = self.network(z.float()).double()
+            return
+        import torch.nn.functional as F
+
+        h = z
+        for i, layer in enumerate(_conv_layers(self.network)):
+            w = data.decoded[f"{self.name}.w{i}"].reshape(layer["w"].shape)
+            b = data.decoded[f"{self.name}.b{i}"].reshape(-1)
+            if layer["kind"] == "linear":
+                h = (h @ w.T + b).reshape(1, *layer["out_shape"])  # (1, C, h, w)
+            elif layer["kind"] == "conv_transpose":
+                h = F.conv_transpose2d(h, w.permute(1, 0, 2, 3), b, stride=2, padding=1, output_padding=1)
+                h = F.leaky_relu(h, layer["slope"])
+            else:
+                h = F.conv2d(h, w, b, padding=1)  # (1, C·k, H, W)
+        c = self.network.config
+        if c.output_layout == "pixel_major":
+            h = h.unflatten(1, (c.image_shape[0], c.out_channels_per_pixel)).permute(0, 1, 3, 4, 2)
+        values[self.output] = h.reshape(1, -1)
+
+
 @dataclass
 class Head(Op):
     """Decoder outputs → E_{p_θ(x|z)}[x] in data units: ``categorical`` (Σ_l l·softmax over ``levels``),
@@ -425,6 +510,22 @@ class Bilinear(Op):
         j, b = pos(float(values[self.inputs[1]]), *self.y, n2)
         out = (1 - b) * ((1 - a) * g[j, i] + a * g[j, i + 1]) + b * ((1 - a) * g[j + 1, i] + a * g[j + 1, i + 1])
         values[self.output] = out.reshape(1, -1)
+
+
+@dataclass
+class Affine(Op):
+    """y = a·x + b elementwise (e.g. log σ² = 2 log σ)."""
+
+    input: str
+    output: str
+    a: float
+    b: float = 0.0
+
+    def json(self, data: _Data) -> dict:
+        return {"op": "affine", "input": self.input, "output": self.output, "a": self.a, "b": self.b}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        values[self.output] = self.a * _matrix(values[self.input]) + self.b
 
 
 @dataclass
@@ -562,7 +663,9 @@ class Lookup(Op):
 class QuadratureELBO(Op):
     """Chapter 2's L(q) = Σ_g q(z_g)[log p_θ(x, z_g) − log q(z_g)] dA on a grid, log p_θ(x) and the gap, for the
     preset picked by the choice ``preset`` and q = N((μ₁, μ₂), diag(σ₁², σ₂²)) from the sliders ``q``
-    (μ₁, μ₂, log σ₁, log σ₂)."""
+    (μ₁, μ₂, log σ₁, log σ₂). ``posterior`` (optional) names a further output: p(z|x) on the grid relative to its
+    largest value, exp(log p(x, z_g) − max_g log p(x, z_g)), an (n2, n1) matrix (row 0 at the lowest z₂) to draw as a
+    plane's background."""
 
     log_joint: Tensor  # (P, n2, n1)
     z1: Tensor
@@ -573,12 +676,13 @@ class QuadratureELBO(Op):
     output: str = "elbo"
     evidence: str = "log_px"
     gap: str = "gap"
+    posterior: str | None = None
 
     def json(self, data: _Data) -> dict:
         name = data.add("log_joint", self.log_joint.to(torch.float32).numpy(), "float32")
         return {"op": "quadrature_elbo", "log_joint": name, "z1": self.z1.tolist(), "z2": self.z2.tolist(),
                 "cell_area": self.cell_area, "preset": self.preset, "q": list(self.q), "output": self.output,
-                "evidence": self.evidence, "gap": self.gap}
+                "evidence": self.evidence, "gap": self.gap, **({"posterior": self.posterior} if self.posterior else {})}
 
     def run(self, values: dict, data: _Data | None) -> None:
         from .posterior_explorer import PosteriorGrid, quadrature_elbo
@@ -590,6 +694,8 @@ class QuadratureELBO(Op):
         elbo = float(quadrature_elbo(grid, p, q[:2], q[2:]))
         log_px = float(grid.log_evidence[p])
         values.update({self.output: elbo, self.evidence: log_px, self.gap: log_px - elbo})
+        if self.posterior:
+            values[self.posterior] = (log_joint[p] - log_joint[p].max()).exp()  # (n2, n1)
 
 
 # ------------------------------------------------------------------------------------------ the explorer
@@ -657,6 +763,12 @@ class Explorer:
         ``exact=True`` the full-precision model (what the live explorer computes)."""
         values = self.initial_state()
         values.update(state or {})
+        for c in self.controls:  # a choice's or snapped slider's index follows its value unless the state gives it
+            if c.name in (state or {}) and c.name + "#index" not in (state or {}):
+                if isinstance(c, Choice):
+                    values[c.name + "#index"] = int(values[c.name])
+                elif isinstance(c, Slider) and c.snap:
+                    values[c.name + "#index"] = int(round((float(values[c.name]) - c.low) / c.step))
         data = None if exact else self._data()
         with torch.no_grad():
             for op in self.program:
@@ -693,6 +805,8 @@ class Explorer:
             j: dict[str, Any] = {"kind": "plane", "title": p.title, "x": {"title": p.x_title, "range": list(p.x_range)},
                                  "y": {"title": p.y_title, "range": list(p.y_range)}, "drag": p.drag,
                                  "width": p.width, "height": p.height, "layers": [], "legend": []}
+            if p.ranges:
+                j["ranges"] = p.ranges
             b = p.background
             if b is not None:
                 j["background"] = {"extent": list(b.extent), "range": list(b.value_range), "colormap": b.colormap}

@@ -32,17 +32,17 @@
     return bytes;
   }
   // a data entry {dtype, shape, b64} (little-endian, as numpy writes it) -> Float64Array of its values
-  function decodeData(entry) {
+  function decodeData(entry, decoded) {
     var bytes = decodeB64(entry.b64), raw;
     if (entry.dtype === 'int8') { raw = new Int8Array(bytes.buffer); }
     else if (entry.dtype === 'uint8') { raw = bytes; }
     else if (entry.dtype === 'float32') { raw = new Float32Array(bytes.buffer); }
     else { throw new Error('explorer data: unknown dtype ' + entry.dtype); }
     var out = new Float64Array(raw.length), scale = entry.scale, offset = entry.offset || 0;
-    var cols = entry.shape[entry.shape.length - 1];
+    var cols = entry.shape.slice(1).reduce(function (a, b) { return a * b; }, 1);  // one row: all but the first axis
     for (var i = 0; i < raw.length; i++) {
       // int8 weights carry one scale per row; uint8 images one (offset, scale) pair
-      var s = scale === undefined ? 1 : (Array.isArray(scale) ? scale[Math.floor(i / cols)] : scale);
+      var s = scale === undefined ? 1 : (typeof scale === 'string' ? decoded[scale][Math.floor(i / cols)] : scale);
       out[i] = offset + s * raw[i];
     }
     return out;
@@ -63,20 +63,93 @@
     mlp: function (op, v, data) {  // Linear layers (W (out, in), b) with SiLU between them, on each row of x
       var h = asMatrix(v[op.input]);
       op.layers.forEach(function (layer) {
-        var W = data[layer.w], b = data[layer.b], nOut = layer.shape[0], nIn = layer.shape[1];
+        var W = data[layer.w], b = data[layer.b], nOut = layer.shape[0], nIn = layer.shape[1], rows = h.rows;
+        var silu = layer.act === 'silu', hd = h.d;
         if (h.cols !== nIn) { throw new Error('mlp: input has ' + h.cols + ' columns, layer expects ' + nIn); }
-        var out = M(h.rows, nOut);
-        for (var r = 0; r < h.rows; r++) {
-          var hOff = r * nIn, oOff = r * nOut;
-          for (var o = 0; o < nOut; o++) {
-            var s = b[o], wOff = o * nIn;
-            for (var i = 0; i < nIn; i++) { s += W[wOff + i] * h.d[hOff + i]; }
-            out.d[oOff + o] = layer.act === 'silu' ? s / (1 + Math.exp(-s)) : s;
+        var out = M(rows, nOut), od = out.d;
+        // output unit outermost: its weight row stays in the cache while every input row uses it
+        for (var o = 0; o < nOut; o++) {
+          var wOff = o * nIn, bias = b[o];
+          for (var r = 0; r < rows; r++) {
+            var s = bias, hOff = r * nIn;
+            for (var i = 0; i < nIn; i++) { s += W[wOff + i] * hd[hOff + i]; }
+            od[r * nOut + o] = silu ? s / (1 + Math.exp(-s)) : s;
           }
         }
         h = out;
       });
       v[op.output] = h;
+    },
+    convnet: function (op, v, data) {
+      // chapter 7's convolutional decoder: Linear -> feature map -> transposed 3x3 convolutions (stride 2, BatchNorm
+      // folded in, LeakyReLU) -> a 3x3 convolution; feature maps channels first (C, H, W)
+      var z = asMatrix(v[op.input]), h = null, shape = null;
+      op.layers.forEach(function (layer) {
+        var W = data[layer.w], b = data[layer.b], s = layer.shape, os = layer.out_shape;
+        var out = new Float64Array(os[0] * os[1] * os[2]), co, ci, y, x, ky, kx;
+        if (layer.kind === 'linear') {
+          for (co = 0; co < s[0]; co++) {
+            var acc = b[co];
+            for (ci = 0; ci < s[1]; ci++) { acc += W[co * s[1] + ci] * z.d[ci]; }
+            out[co] = acc;
+          }
+        } else if (layer.kind === 'conv_transpose') {  // out[co, 2i-1+ky, 2j-1+kx] += in[ci, i, j] W[co, ci, ky, kx]
+          var Hi = shape[1], Wi = shape[2], Ho = os[1], Wo = os[2];
+          for (co = 0; co < s[0]; co++) {
+            var oOff = co * Ho * Wo;
+            out.fill(b[co], oOff, oOff + Ho * Wo);
+            for (ci = 0; ci < s[1]; ci++) {
+              var wOff = (co * s[1] + ci) * 9, iOff = ci * Hi * Wi;
+              for (y = 0; y < Hi; y++) {
+                for (x = 0; x < Wi; x++) {
+                  var val = h[iOff + y * Wi + x];
+                  if (val === 0) { continue; }
+                  for (ky = 0; ky < 3; ky++) {
+                    var oy = 2 * y - 1 + ky;
+                    if (oy < 0 || oy >= Ho) { continue; }
+                    for (kx = 0; kx < 3; kx++) {
+                      var ox = 2 * x - 1 + kx;
+                      if (ox >= 0 && ox < Wo) { out[oOff + oy * Wo + ox] += val * W[wOff + ky * 3 + kx]; }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        } else {  // conv: 3x3, stride 1, padding 1
+          var H = os[1], Wd = os[2];
+          for (co = 0; co < s[0]; co++) {
+            var o2 = co * H * Wd;
+            out.fill(b[co], o2, o2 + H * Wd);
+            for (ci = 0; ci < s[1]; ci++) {
+              var w2 = (co * s[1] + ci) * 9, i2 = ci * H * Wd;
+              for (ky = 0; ky < 3; ky++) {
+                for (kx = 0; kx < 3; kx++) {
+                  var wk = W[w2 + ky * 3 + kx], y0 = Math.max(0, 1 - ky), y1 = Math.min(H, H + 1 - ky);
+                  var x0 = Math.max(0, 1 - kx), x1 = Math.min(Wd, Wd + 1 - kx);
+                  for (y = y0; y < y1; y++) {
+                    var rowIn = i2 + (y + ky - 1) * Wd + kx - 1, rowOut = o2 + y * Wd;
+                    for (x = x0; x < x1; x++) { out[rowOut + x] += wk * h[rowIn + x]; }
+                  }
+                }
+              }
+            }
+          }
+        }
+        if (layer.slope !== null && layer.slope !== undefined) {
+          for (var k = 0; k < out.length; k++) { if (out[k] < 0) { out[k] *= layer.slope; } }
+        }
+        h = out; shape = os;
+      });
+      var D = shape[1] * shape[2], K = op.per_pixel, C = shape[0] / K, res = M(1, h.length);
+      if (op.layout === 'pixel_major') {  // (C, k, H, W) -> (C, H, W, k)
+        for (var c = 0; c < C; c++) {
+          for (var l = 0; l < K; l++) {
+            for (var d = 0; d < D; d++) { res.d[(c * D + d) * K + l] = h[(c * K + l) * D + d]; }
+          }
+        }
+      } else { res.d.set(h); }
+      v[op.output] = res;
     },
     head: function (op, v) {  // decoder outputs -> E[x|z] in data units, per row
       var out = asMatrix(v[op.input]), D = op.dims, y = M(out.rows, D);
@@ -198,6 +271,11 @@
       v[op.output + '_grad'] = grad.map(function (g) { return g * op.cell_area; });
       v[op.evidence] = mx + Math.log(sum) + Math.log(op.cell_area);
       v[op.gap] = v[op.evidence] - v[op.output];
+      if (op.posterior) {  // p(z|x) on the grid relative to its peak: exp(log p(x, z_g) − max), (n2, n1)
+        var post = M(n2, n1);
+        for (var g = 0; g < cells; g++) { post.d[g] = Math.exp(G[off + g] - mx); }
+        v[op.posterior] = post;
+      }
     }
   };
 
@@ -263,21 +341,28 @@
               y.range[0] + (H - m.b - w) / (H - m.t - m.b) * (y.range[1] - y.range[0])];
     };
     if (panel.title) { svg('text', { x: m.l, y: 16, class: 'vae-explorer-title' }, this.root).textContent = panel.title; }
-    this.back = svg('g', {}, this.root);
     var clip = 'clip-' + Math.random().toString(36).slice(2);
     var cp = svg('clipPath', { id: clip }, svg('defs', {}, this.root));
     svg('rect', { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b }, cp);
+    this.back = svg('g', { 'clip-path': 'url(#' + clip + ')' }, this.root);
     this.layers = svg('g', { 'clip-path': 'url(#' + clip + ')' }, this.root);
     svg('rect', { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b, class: 'vae-explorer-frame' }, this.root);
-    var axes = svg('g', { class: 'vae-explorer-axes' }, this.root);
-    ticks(x.range[0], x.range[1]).forEach(function (t) {
-      svg('line', { x1: self.px(t), x2: self.px(t), y1: H - m.b, y2: H - m.b + 4 }, axes);
-      svg('text', { x: self.px(t), y: H - m.b + 16, 'text-anchor': 'middle' }, axes).textContent = +t.toFixed(6);
-    });
-    ticks(y.range[0], y.range[1]).forEach(function (t) {
-      svg('line', { x1: m.l - 4, x2: m.l, y1: self.py(t), y2: self.py(t) }, axes);
-      svg('text', { x: m.l - 7, y: self.py(t) + 4, 'text-anchor': 'end' }, axes).textContent = +t.toFixed(6);
-    });
+    var axes = svg('g', { class: 'vae-explorer-axes' }, this.root), tickMarks = svg('g', {}, axes);
+    this.rescale = function (xr, yr) {  // new axis ranges (a plane whose ranges the program sets), new ticks
+      if (xr) { x.range = [xr[0], xr[1]]; }
+      if (yr) { y.range = [yr[0], yr[1]]; }
+      while (tickMarks.firstChild) { tickMarks.removeChild(tickMarks.firstChild); }
+      ticks(x.range[0], x.range[1]).forEach(function (t) {
+        svg('line', { x1: self.px(t), x2: self.px(t), y1: H - m.b, y2: H - m.b + 4 }, tickMarks);
+        var label = svg('text', { x: self.px(t), y: H - m.b + 16, 'text-anchor': 'middle' }, tickMarks);
+        label.textContent = +t.toFixed(6);
+      });
+      ticks(y.range[0], y.range[1]).forEach(function (t) {
+        svg('line', { x1: m.l - 4, x2: m.l, y1: self.py(t), y2: self.py(t) }, tickMarks);
+        svg('text', { x: m.l - 7, y: self.py(t) + 4, 'text-anchor': 'end' }, tickMarks).textContent = +t.toFixed(6);
+      });
+    };
+    this.rescale();
     svg('text', { x: (m.l + W - m.r) / 2, y: H - 8, 'text-anchor': 'middle', class: 'vae-explorer-axis-title' },
         axes).textContent = x.title || '';
     svg('text', { x: 14, y: (m.t + H - m.b) / 2, 'text-anchor': 'middle', class: 'vae-explorer-axis-title',
@@ -386,7 +471,11 @@
   function render(host, spec, engine) {
     var data = {}, values = {}, panels = [], uid = 'vx-' + Math.random().toString(36).slice(2);
     addStyle(host.ownerDocument);
-    Object.keys(spec.data || {}).forEach(function (name) { data[name] = decodeData(spec.data[name]); });
+    var names = Object.keys(spec.data || {}), scaled = function (n) { return typeof spec.data[n].scale === 'string'; };
+    // per-row scales are arrays of their own: decode them before the weights that use them
+    names.filter(function (n) { return !scaled(n); }).concat(names.filter(scaled)).forEach(function (name) {
+      data[name] = decodeData(spec.data[name], data);
+    });
     var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap' }, host);
     el('div', { class: 'vae-explorer-heading' }, fig).textContent = spec.title;
     var controls = el('div', { class: 'vae-explorer-controls' }, fig);
@@ -399,11 +488,12 @@
       var box = el('label', { class: 'vae-explorer-control' }, controls), id = uid + '-' + c.name;
       if (c.kind === 'slider') {
         values[c.name] = c.value;
+        if (c.snap) { values[c.name + '#index'] = Math.round((c.value - c.low) / c.step); }
         el('span', {}, box).textContent = c.label + ' ';
         var input = el('input', { type: 'range', min: c.low, max: c.high, step: c.step, value: c.value, id: id,
                                   'aria-describedby': uid + '-readout' }, box);
         var shown = el('output', { for: id }, box);
-        shown.textContent = c.value.toFixed(c.digits);
+        shown.textContent = sliderText(c, c.value);
         input.addEventListener('input', function () { set(c.name, parseFloat(input.value)); });
         inputs[c.name] = { input: input, shown: shown, spec: c };
       } else if (c.kind === 'choice') {
@@ -529,6 +619,9 @@
       });
     }
 
+    function sliderText(c, value) {  // a snapped slider's label for its step, or its value
+      return c.labels ? c.labels[Math.round((value - c.low) / c.step)] : value.toFixed(c.digits);
+    }
     function clampToSlider(name, value) {
       var c = inputs[name] && inputs[name].spec;
       if (!c || c.kind !== 'slider') { return value; }
@@ -543,7 +636,7 @@
         if (box && box.spec.kind === 'slider') {
           if (box.spec.snap) { values[name + '#index'] = Math.round((value - box.spec.low) / box.spec.step); }
           if (Math.abs(parseFloat(box.input.value) - value) > 1e-12) { box.input.value = value; }
-          box.shown.textContent = value.toFixed(box.spec.digits);
+          box.shown.textContent = sliderText(box.spec, value);
         }
       });
       update();
@@ -562,9 +655,13 @@
           return;
         }
         var plot = p.plot;
+        if (s.ranges) { plot.rescale(values[s.ranges].x, values[s.ranges].y); }
         if (s.background && s.background.output) {
-          var b = s.background, val = values[b.output];
-          plot.bitmap(asMatrix(val).d, b.rows, b.cols, b.range, b.colormap, b.extent);
+          var b = s.background, val = asMatrix(values[b.output]).d, top = [];
+          for (var r = b.rows - 1; r >= 0; r--) {
+            for (var c = 0; c < b.cols; c++) { top.push(val[r * b.cols + c]); }
+          }
+          plot.bitmap(top, b.rows, b.cols, b.range, b.colormap, b.extent);
         }
         (s.layers || []).forEach(function (layer, k) {
           if (layer.kind === 'marker') { plot.marker(k, num(values[layer.x]), num(values[layer.y]), layer); }

@@ -23,6 +23,7 @@ from .explorer import (
     Background,
     Bilinear,
     CategoricalLogLikelihood,
+    ConvNet,
     Curve,
     Difference,
     Ellipse,
@@ -70,16 +71,22 @@ def _decode_function(model: nn.Module) -> Callable[[Tensor], Tensor]:
 
 
 def decoder_ops(model: nn.Module, z: str, output: str) -> list[Op] | None:
-    """The program that maps the value ``z`` (1, 2) to E[x|z] (1, D) in the page, or None when the decoder is not a
-    small MLP (the explorer then interpolates a precomputed grid)."""
+    """The program that maps the value ``z`` (1, L) to E[x|z] (1, D) in the page: an MLP decoder (chapters 1–6), a
+    VQ-VAE's quantiser and decoder (chapter 6) or a convolutional decoder (chapter 7); None for any other network
+    (the explorer then interpolates a precomputed grid)."""
+    from .networks import ConvDecoder
+
     decoder = getattr(model, "decoder", None)
     config = getattr(model, "config", None)
-    if not _is_mlp(decoder) or config is None:
+    if config is None or not (_is_mlp(decoder) or isinstance(decoder, ConvDecoder)):
         return None
     data_dim = int(getattr(config, "data_dim", 0))
     if hasattr(model, "codebook"):  # VQ-VAE: nearest code, then the categorical decoder
+        if not _is_mlp(decoder):
+            return None
         return [NearestCode(model.codebook.detach(), z, z + "_q"), MLP(decoder, z + "_q", "out", "decoder"),
                 Head("categorical", "out", output, data_dim, levels=config.n_levels)]
+    network: Op = MLP(decoder, z, "out", "decoder") if _is_mlp(decoder) else ConvNet(decoder, z, "out", "decoder")
     likelihood = getattr(config, "likelihood", None)
     if likelihood is None:  # the autoencoder: g_θ(z) · x_scale
         head = Head("linear", "out", output, data_dim, scale=config.x_scale)
@@ -87,9 +94,9 @@ def decoder_ops(model: nn.Module, z: str, output: str) -> list[Op] | None:
         head = Head("categorical", "out", output, data_dim, levels=config.n_levels)
     elif likelihood == "bernoulli":
         head = Head("sigmoid", "out", output, data_dim, scale=config.x_scale)
-    else:  # gaussian (mean in the first D outputs) or gaussian_fixed
+    else:  # gaussian (the D means first) or gaussian_fixed
         head = Head("linear", "out", output, data_dim, scale=config.x_scale)
-    return [MLP(decoder, z, "out", "decoder"), head]
+    return [network, head]
 
 
 def _plane(grid_images, z_range: tuple[float, float], value_range: tuple[float, float], colormap: str,
