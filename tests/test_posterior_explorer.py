@@ -1,32 +1,26 @@
-"""The posterior explorer: quadrature ELBO against Monte Carlo and the exact KL, the ascent, the embedded
-grid, the live widget, and (in Chromium) the static page's JavaScript against the Python numbers."""
+"""The posterior explorer: quadrature ELBO against Monte Carlo and the exact KL, the ascent, the embedded grid and
+the live widget. The explorer in the page (Chromium) against Explorer.evaluate: tests/test_explorers_static.py."""
 
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import math
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import vae_lib
-from vae_lib.display import BookHtmlRenderer
+from vae_lib.explorer import Explorer
 from vae_lib.posterior_explorer import (
     AscentConfig,
     ascend_elbo,
-    live_posterior_explorer,
     log_q_on_grid,
-    posterior_explorer_figure,
+    posterior_explorer,
     posterior_grid,
     quadrature_elbo,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 FOLDED_XS = [torch.tensor([1.0, 0.5]), torch.tensor([-0.5, -0.5])]
 
 
@@ -139,30 +133,33 @@ def test_ascent_on_the_bimodal_posterior_stops_near_log_2(grid):
     assert result.mean[0].item() == pytest.approx(1.0, abs=0.1)
 
 
-def test_static_figure_embeds_the_log_joint_as_float32(folded, grid):
-    fig = posterior_explorer_figure(folded, FOLDED_XS, ["bimodal", "unimodal"])
-    meta = fig.layout.meta["posterior_explorer"]
-    data = np.frombuffer(base64.b64decode(meta["log_joint_b64"]), dtype=np.float32).reshape(2, 121, 121)
+def test_explorer_embeds_the_log_joint_as_float32(folded, grid):
+    explorer = posterior_explorer(folded, FOLDED_XS, ["bimodal", "unimodal"])
+    assert isinstance(explorer, Explorer)
+    entry = explorer.spec()["data"]["log_joint"]
+    assert entry["dtype"] == "float32" and entry["shape"] == [2, 121, 121]
+    data = np.frombuffer(base64.b64decode(entry["b64"]), dtype="<f4").reshape(2, 121, 121)
     assert np.allclose(data, grid.log_joint.numpy(), rtol=1e-6, atol=1e-4)
-    assert [s.name for s in fig.layout.sliders] == ["mu1", "mu2", "log_sigma1", "log_sigma2"]
-    assert fig.layout.sliders[0].steps[fig.layout.sliders[0].active].value == "0.5"
-    readout = fig.layout.annotations[0].text
+    assert [c.name for c in explorer.controls] == ["x", "mu1", "mu2", "log_sigma1", "log_sigma2", "ascend"]
+    values = explorer.evaluate()  # the start: preset 0, q = N((0.5, 0), diag e^(−2))
     elbo = quadrature_elbo(grid, 0, torch.tensor([0.5, 0.0]), torch.tensor([-1.0, -1.0])).item()
-    assert f"ELBO L(q) = {elbo:.3f}" in readout
-    ex = np.asarray(fig.data[1].x)
+    assert values["elbo"] == pytest.approx(elbo, abs=1e-4)
+    ex = np.asarray(values["ellipse1"]["x"])
     assert ex.max() == pytest.approx(0.5 + math.exp(-1.0)) and ex.min() == pytest.approx(0.5 - math.exp(-1.0))
 
 
-def test_live_explorer_updates_readout_and_runs_the_ascent(folded, grid):
-    box = live_posterior_explorer(folded, FOLDED_XS, ["bimodal", "unimodal"], ascent=AscentConfig(steps=20))
-    box.sliders[0].value = 1.0
-    elbo = quadrature_elbo(grid, 0, torch.tensor([1.0, 0.0]), torch.tensor([-1.0, -1.0])).item()
-    assert f"ELBO L(q) = {elbo:.3f}" in box.figure.layout.annotations[0].text
-    box.preset.value = 1
-    assert np.allclose(np.asarray(box.figure.data[0].z), grid.log_posterior()[1].exp().float().numpy())
-    before = quadrature_elbo(grid, 1, *(torch.tensor([s.value for s in box.sliders]).split(2))).item()
-    box.run()
-    after = quadrature_elbo(grid, 1, *(torch.tensor([s.value for s in box.sliders]).split(2))).item()
+def test_live_explorer_updates_the_readout_and_runs_the_ascent(folded, grid):
+    widget = posterior_explorer(folded, FOLDED_XS, ["bimodal", "unimodal"], ascent=AscentConfig(steps=20)).live()
+    values = widget.set(mu1=1.0)
+    elbo = quadrature_elbo(grid, 0, torch.tensor([1.0, 0.0], dtype=torch.float64),
+                           torch.tensor([-1.0, -1.0], dtype=torch.float64)).item()
+    assert values["elbo"] == pytest.approx(elbo, abs=1e-10)
+    values = widget.set(x=1)
+    post = grid.log_posterior()[1].exp()
+    assert np.allclose(np.asarray(values["posterior"]["d"]).reshape(121, 121), (post / post.max()).numpy())
+    before = values["elbo"]
+    q = widget.ascend(dict(widget.state))
+    after = widget.set(**q)["elbo"]
     assert after > before
 
 
@@ -172,90 +169,8 @@ def test_live_explorer_updates_readout_and_runs_the_ascent(folded, grid):
     (lambda g: log_q_on_grid(g, torch.zeros(2), torch.zeros(2, 2)), "log_sigma"),
     (lambda g: posterior_grid(vae_lib.arc_model(), torch.zeros(1, 2)), "2-D latent"),
     (lambda g: posterior_grid(vae_lib.folded_model(), torch.zeros(1, 2), n_grid=2), "n_grid"),
-    (lambda g: posterior_explorer_figure(vae_lib.folded_model(), FOLDED_XS, ["one"]), "labels"),
+    (lambda g: posterior_explorer(vae_lib.folded_model(), FOLDED_XS, ["one"]), "labels"),
 ])
 def test_bad_arguments_are_named(grid, call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call(grid)
-
-
-# ---------------------------------------------------------------- the static page's JavaScript, in Chromium
-
-@pytest.fixture(scope="module")
-def explorer_page(tmp_path_factory, folded):
-    from playwright.sync_api import sync_playwright
-
-    fig = posterior_explorer_figure(folded, FOLDED_XS, ["bimodal", "unimodal"], ascent=AscentConfig(steps=60))
-    plotly_js = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
-    folder = tmp_path_factory.mktemp("explorer")
-    (folder / "plotly.min.js").write_bytes(plotly_js.read_bytes())
-    body = BookHtmlRenderer().to_mimebundle(fig.to_dict())["text/html"]
-    (folder / "index.html").write_text(f'<html><head><meta charset="utf-8"><script src="plotly.min.js"></script>'
-                                       f"</head><body>{body}</body></html>", encoding="utf-8")
-    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/index.html")
-        page.wait_for_function("() => document.querySelector('.plotly-graph-div')?.dataset.explorerElbo")
-        yield page, errors
-        browser.close()
-    httpd.shutdown()
-
-
-GD = "document.querySelector('.plotly-graph-div')"
-
-
-def _state(page) -> dict:
-    return page.evaluate(f"() => Object.assign({{}}, {GD}.dataset)")
-
-
-@pytest.mark.browser
-@pytest.mark.slow
-def test_js_quadrature_elbo_matches_python(explorer_page, grid):
-    page, errors = explorer_page
-    for preset, q in [(0, [0.5, 0.0, -1.0, -1.0]), (1, [-0.3, -0.4, -1.4, -0.8]), (0, [1.0, 0.4, -1.8, -1.2])]:
-        page.evaluate(f"() => {GD}.posteriorExplorerSet({preset}, {q})")
-        state = _state(page)
-        elbo = quadrature_elbo(grid, preset, torch.tensor(q[:2]), torch.tensor(q[2:])).item()
-        assert float(state["explorerElbo"]) == pytest.approx(elbo, abs=1e-3)
-        assert float(state["explorerLogpx"]) == pytest.approx(grid.log_evidence[preset].item(), abs=1e-3)
-        assert float(state["explorerGap"]) == pytest.approx(grid.log_evidence[preset].item() - elbo, abs=1e-3)
-        readout = page.evaluate(f"() => {GD}.layout.annotations[0].text")
-        assert f"ELBO L(q) = {float(state['explorerElbo']):.3f}" in readout
-        ellipse_x = page.evaluate(f"() => {GD}.data[1].x")
-        assert max(ellipse_x) == pytest.approx(q[0] + math.exp(q[2]), abs=1e-6)
-    assert not errors
-
-
-@pytest.mark.browser
-@pytest.mark.slow
-def test_js_slider_moves_q_and_button_runs_the_same_ascent_as_python(explorer_page, grid):
-    page, errors = explorer_page
-    page.evaluate(f"() => {GD}.posteriorExplorerSet(0, [0.5, 0.0, -1.0, -1.0])")
-    # a slider move as plotly reports it: μ₁ to 0.8
-    page.evaluate(f"""() => {{ const gd = {GD};
-        gd.emit('plotly_sliderchange', {{slider: gd._fullLayout.sliders[0],
-                                         step: gd._fullLayout.sliders[0].steps.find(s => s.value === '0.8')}}); }}""")
-    assert _state(page)["explorerQ"].startswith("0.800000,0.000000")
-    before = float(_state(page)["explorerElbo"])
-    page.click("text=▶ 60 gradient-ascent steps on the ELBO")
-    page.wait_for_function(f"() => {GD}.dataset.explorerRunning === '0' && "
-                           f"{GD}.dataset.explorerQ.split(',')[0] !== '0.800000'", timeout=20_000)
-    state = _state(page)
-    result = ascend_elbo(grid, 0, torch.tensor([0.8, 0.0]), torch.tensor([-1.0, -1.0]), AscentConfig(steps=60))
-    q_js = [float(v) for v in state["explorerQ"].split(",")]
-    assert np.allclose(q_js, [*result.mean.tolist(), *result.log_sigma.tolist()], atol=1e-3)
-    assert float(state["explorerElbo"]) == pytest.approx(result.elbo[-1].item(), abs=1e-3)
-    assert float(state["explorerElbo"]) > before
-    # the preset menu switches x and the heatmap
-    page.click(".updatemenu-header-group")
-    page.click("text=unimodal")
-    page.wait_for_function(f"() => {GD}.dataset.explorerPreset === '1'")
-    z = page.evaluate(f"() => {GD}.data[0].z[60][60]")
-    assert z == pytest.approx(grid.log_posterior()[1, 60, 60].exp().item(), rel=1e-4)
-    assert not errors

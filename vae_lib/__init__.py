@@ -38,7 +38,6 @@ from .elbo import (
     repeated_log_marginal_estimates,
 )
 from .explorer import Explorer, decode_grid
-from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .gaussian import (
     diag_gaussian,
     kl_diag_gaussian_std_normal,
@@ -49,6 +48,7 @@ from .gaussian import (
     standard_normal_prior,
 )
 from .latent import hole_fraction
+from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .models import VAE, AEConfig, Autoencoder, VAEConfig
 from .posterior_explorer import (
@@ -56,9 +56,7 @@ from .posterior_explorer import (
     AscentResult,
     PosteriorGrid,
     ascend_elbo,
-    live_posterior_explorer,
     log_q_on_grid,
-    posterior_explorer_figure,
     posterior_grid,
     quadrature_elbo,
 )
@@ -79,15 +77,16 @@ from .vq import (
 )
 
 __all__ = [
-    "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "live_posterior_explorer", "log_q_on_grid",
-    "posterior_explorer_figure", "posterior_grid", "quadrature_elbo",
+    "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "log_q_on_grid",
+    "posterior_grid", "quadrature_elbo",
     "AEConfig", "Autoencoder", "DIGIT_LEVELS", "DIGIT_SHAPE", "DigitsSplit", "GridLatentModel",
     "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
     "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
     "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians",
     "kl_full_gaussians",
-    "kl_monte_carlo", "Explorer", "drawing_pad_explorer", "latent_explorer", "load_digits_split", "log_importance_weights", "log_marginal_importance",
+    "kl_monte_carlo", "Explorer", "drawing_pad_explorer", "latent_explorer", "load_digits_split",
+    "log_importance_weights", "log_marginal_importance",
     "mixture_log_density", "repeated_log_marginal_estimates", "sample", "sample_mixture",
     "setup_notebook", "standard_normal_prior",
     "AutoregressiveCodePrior", "AutoregressivePriorConfig", "EmpiricalCodePrior", "VQVAE", "VQVAEConfig",
