@@ -298,15 +298,16 @@ def test_bad_arguments_name_the_argument():
 # ---------------------------------------------------------------------------------------------------------------
 def test_compare_estimators_and_static_explorer():
     from vae_lib.estimators import compare_estimators
-    from vae_lib.figures_estimators import estimator_explorer_figure
+    from vae_lib.figures_estimators import estimator_explorer
 
     cmp = compare_estimators(("u²", "sin u"), 0.5, (0.25, 1.0), (1, 10), repeats=500, generator=gen(20))
     assert cmp.exact[("u²", 1.0)] == pytest.approx(1.0)  # ∂/∂μ (μ² + σ²) = 2μ
     assert cmp.variance_ratio("u²", 0.25, 10) > 5  # narrow p_θ: REINFORCE much noisier
-    fig = estimator_explorer_figure(cmp, start_sigma=1.0)
-    assert len(fig.data) == 4 and [s.visible for s in fig.layout.sliders] == [True, False]
-    buttons = fig.layout.updatemenus[0].buttons
-    assert buttons[1].args[1]["sliders[1].visible"] and not buttons[1].args[1]["sliders[0].visible"]
-    assert "sin u" in buttons[1].args[1]["title.text"]
+    explorer = estimator_explorer(cmp, start_sigma=1.0)  # one panel per K; f and σ pick a precomputed setting
+    assert len(explorer.panels) == 2 and explorer.initial_state() == {"f": 0, "f#index": 0, "sigma": 1,
+                                                                      "sigma#index": 1}
+    values = explorer.evaluate({"f": 1, "sigma": 0})
+    assert values["f_name"] == "sin u" and values["ratio_K10"] == pytest.approx(cmp.variance_ratio("sin u", 0.25, 10),
+                                                                               rel=1e-3)
     with pytest.raises(ValueError, match="functions"):
         compare_estimators(("log u",), 0.5, (1.0,), (1,), repeats=10, generator=gen(0))
