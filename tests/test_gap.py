@@ -318,14 +318,12 @@ def test_figures(folded):
     x = torch.tensor([[0.5, 0.5], [2.0, 0.5]], dtype=F64)
     fits = fit_kl_directions(folded, x, torch.tensor([0.3, 0.0]), torch.tensor([-2.4, -2.4]),
                              GaussianFitConfig(steps=50))
-    fig = figures_gap.kl_directions_figure(folded.grid, fits, window=(-3, 3, -1.5, 2.5), title="t")
-    steps = fig.layout.sliders[0].steps
-    assert len(steps) == 2 and len(fig.data) == 8 and not fig.frames
-    update, layout, traces = steps[1].args
-    assert list(traces) == list(range(8)) and len(update["x"]) == 8 and update["z"][1] is None
-    assert "x = (2.00, 0.50)" in layout["annotations[2].text"]
-    # step 1's reverse-KL ellipse is centred on the fit's mean z₁
-    assert np.mean(update["x"][1]) == pytest.approx(float(fits[1].reverse_mean[0]), abs=0.05)
+    explorer = figures_gap.kl_directions_explorer(folded.grid, fits, window=(-3, 3, -1.5, 2.5), title="t")
+    assert [c.name for c in explorer.controls] == ["x1"] and len(explorer.panels) == 2
+    values = explorer.evaluate({"x1": 1})  # fit 1: x = (2, 0.5)
+    assert (values["x1_value"], values["x2_value"]) == (2.0, 0.5)
+    # fit 1's reverse-KL ellipse is centred on the fit's mean z₁
+    assert np.mean(values["rev_ellipse1"]["x"]) == pytest.approx(float(fits[1].reverse_mean[0]), abs=0.05)
     fig = figures_gap.gap_vs_kl_figure(torch.rand(2, 5) + 0.1, torch.rand(2, 5) + 0.1, ["a", "b"], title="t")
     assert len(fig.data) == 3
     fig = figures_gap.iwae_curve_figure([1, 10], {"q": (torch.tensor([-1.0, -0.5]), torch.tensor([0.1, 0.1]))},

@@ -1,8 +1,8 @@
 """Figure builders of chapter 3 ("The KL gap"). Each returns a plotly ``Figure`` and never shows it.
 
 * :func:`gap_vs_kl_figure` — log p_θ(x) − L(q) against KL(q || p_θ(z|x)) for many q: the diagonal;
-* :func:`kl_directions_figure` — the posterior with the reverse-KL and forward-KL Gaussian fits, a slider over x₁
-  (precomputed slider steps: works on the static page without a kernel);
+* :func:`kl_directions_explorer` — the posterior with the reverse-KL and forward-KL Gaussian fits, a slider over x₁:
+  an :class:`vae_lib.explorer.Explorer` holding every fit (works on the static page without a kernel);
 * :func:`iwae_curve_figure` — the importance-weighted bound L_K against K with error bars;
 * :func:`gap_histogram_figure` — histograms of per-example gaps with their means.
 """
@@ -15,16 +15,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 from torch import Tensor
 
+from ._checks import check_count
+from .explorer import Background, Choice, Curve, Ellipse, Explorer, Lookup, Plane, Slider
 from .figures import DIGIT_SYMBOLS, OKABE_ITO, _np
 from .gap import KLDirectionFit
 from .toy import LatentGrid
 
-__all__ = ["gap_histogram_figure", "gap_vs_kl_figure", "iwae_curve_figure", "kl_directions_figure"]
+__all__ = ["gap_histogram_figure", "gap_vs_kl_figure", "iwae_curve_figure", "kl_directions_explorer"]
 
-REVERSE_COLOUR, FORWARD_COLOUR = OKABE_ITO[5], OKABE_ITO[4]  # vermillion, blue
+REVERSE_COLOUR, FORWARD_COLOUR, EXACT_COLOUR = OKABE_ITO[5], OKABE_ITO[4], OKABE_ITO[7]  # vermillion, blue, black
 
 
 def gap_vs_kl_figure(kl: Tensor, gap: Tensor, labels: Sequence[str], *, title: str) -> go.Figure:
@@ -46,93 +47,92 @@ def gap_vs_kl_figure(kl: Tensor, gap: Tensor, labels: Sequence[str], *, title: s
     return fig
 
 
-def _ellipse(mean: Tensor, log_var: Tensor, radius: float, n: int = 60) -> tuple[list[float], list[float]]:
-    t = np.linspace(0.0, 2 * math.pi, n)
-    std = np.exp(0.5 * _np(log_var).astype(np.float64))
-    m = _np(mean).astype(np.float64)
-    return list(np.round(m[0] + radius * std[0] * np.cos(t), 4)), list(np.round(m[1] + radius * std[1] * np.sin(t), 4))
-
-
 def _normal_pdf(axis: np.ndarray, mean: float, log_var: float) -> list[float]:
     var = math.exp(log_var)
     return list(np.round(np.exp(-0.5 * (axis - mean) ** 2 / var) / math.sqrt(2 * math.pi * var), 5))
 
 
-def kl_directions_figure(grid: LatentGrid, fits: Sequence[KLDirectionFit], *, window: tuple[float, float, float, float],
-                         stride: int = 2, active: int = 0, title: str) -> go.Figure:
-    """The posterior p_θ(z|x) (heatmap, left) with the reverse-KL fit and the forward-KL fit (1σ and 2σ ellipses),
-    and the z₁-marginals of all three (right); a slider steps through the fits (one per x) with precomputed
-    plotly "update" steps, so it works without a kernel.
+def _rounded(values: np.ndarray, decimals: int) -> list[float]:
+    """Plain JSON numbers for a page: rounded, and whole numbers (mostly 0) written without a decimal point."""
+    out = np.round(np.asarray(values, dtype=np.float64).reshape(-1), decimals)
+    return [int(v) if v == int(v) else float(v) for v in out]
 
-    ``window`` = (z₁ low, z₁ high, z₂ low, z₂ high) crops the grid, and ``stride`` thins the heatmap, for page weight.
+
+def kl_directions_explorer(grid: LatentGrid, fits: Sequence[KLDirectionFit], *,
+                           window: tuple[float, float, float, float], stride: int = 2, active: int = 0,
+                           title: str) -> Explorer:
+    """The posterior p_θ(z|x) (shaded, left) with the reverse-KL fit and the forward-KL fit (1σ and 2σ ellipses),
+    and the z₁-marginals of all three (right); a slider steps through the fits (one per x, over x₁), as an
+    :class:`vae_lib.explorer.Explorer` whose program looks the fit up (every fit travels with the page).
+
+    ``window`` = (z₁ low, z₁ high, z₂ low, z₂ high) crops the grid, and ``stride`` thins the posterior's bitmap (its
+    values relative to the peak, 3 decimals), for page weight; the ellipses are computed from each fit's mean and
+    log variance by the explorer's program.
     """
     if not fits:
         raise ValueError("fits must hold at least one KLDirectionFit")
+    stride = check_count("stride", stride)
+    if not 0 <= active < len(fits):
+        raise ValueError(f"active must index one of the {len(fits)} fits, got {active}")
     n = grid.shape[0]
     axis = _np(grid.axes[0]).astype(np.float64)
     step = axis[1] - axis[0]
     cols = np.where((axis >= window[0]) & (axis <= window[1]))[0][::stride]
     rows = np.where((axis >= window[2]) & (axis <= window[3]))[0][::stride]
     line = np.where((axis >= window[0]) & (axis <= window[1]))[0]  # the 1-D curves keep the full resolution
+    z1 = _rounded(axis[line], 4)
 
-    def traces(fit: KLDirectionFit) -> list[go.BaseTraceType]:
+    def entry(fit: KLDirectionFit) -> dict:
         dens = np.exp(_np(fit.log_posterior).astype(np.float64)).reshape(n, n)  # [row z₂, column z₁]
+        crop = dens[np.ix_(rows, cols)]  # row 0 at the lowest z₂
         marginal = dens.sum(0) * step  # p(z₁|x) on the axis
-        out: list[go.BaseTraceType] = [go.Heatmap(
-            x=np.round(axis[cols], 4), y=np.round(axis[rows], 4), z=np.round(dens[np.ix_(rows, cols)], 4),
-            colorscale="Greys", showscale=False, name="p(z|x)",
-            hovertemplate="z₁=%{x:.2f}, z₂=%{y:.2f}<br>p(z|x)=%{z:.3f}<extra></extra>")]
-        for name, colour, m, v in (("reverse KL(q‖p): q = argmax ELBO", REVERSE_COLOUR, fit.reverse_mean,
-                                    fit.reverse_log_var),
-                                   ("forward KL(p‖q): moment matching", FORWARD_COLOUR, fit.forward_mean,
-                                    fit.forward_log_var)):
-            for radius, dash in ((1.0, "solid"), (2.0, "dot")):
-                ex, ey = _ellipse(m, v, radius)
-                out.append(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color=colour, width=3, dash=dash),
-                                      name=name if radius == 1.0 else f"{radius:.0f}σ", legendgroup=name,
-                                      showlegend=radius == 1.0, hoverinfo="skip", xaxis="x", yaxis="y"))
-        out.append(go.Scatter(x=np.round(axis[line], 4), y=np.round(marginal[line], 5), mode="lines",
-                              line=dict(color="black", width=3), name="posterior marginal p(z₁|x)",
-                              xaxis="x2", yaxis="y2"))
-        for colour, m, v, dash in ((REVERSE_COLOUR, fit.reverse_mean, fit.reverse_log_var, "solid"),
-                                   (FORWARD_COLOUR, fit.forward_mean, fit.forward_log_var, "dash")):
-            out.append(go.Scatter(x=np.round(axis[line], 4), y=_normal_pdf(axis[line], float(m[0]), float(v[0])),
-                                  mode="lines", line=dict(color=colour, width=3, dash=dash), showlegend=False,
-                                  hoverinfo="skip", xaxis="x2", yaxis="y2"))
+        out = {"posterior": {"rows": len(rows), "cols": len(cols), "d": _rounded(crop / crop.max(), 3)},  # row-major,
+               "marginal": {"x": z1, "y": _rounded(marginal[line], 5)},
+               "x1_value": float(fit.x[0]), "x2_value": float(fit.x[1]),
+               "reverse_kl": float(fit.reverse_kl), "forward_kl": float(fit.forward_kl)}
+        for key, m, v in (("rev", fit.reverse_mean, fit.reverse_log_var),
+                          ("fwd", fit.forward_mean, fit.forward_log_var)):
+            out[f"{key}_mean"] = [float(t) for t in m]
+            out[f"{key}_log_var"] = [float(t) for t in v]
+            out[f"{key}_marginal"] = {"x": z1, "y": _normal_pdf(axis[line], float(m[0]), float(v[0]))}
         return out
 
-    def label(fit: KLDirectionFit) -> str:
-        return (f"x = ({float(fit.x[0]):.2f}, {float(fit.x[1]):.2f}):  KL(q_rev ‖ p) = {fit.reverse_kl:.3f},  "
-                f"KL(p ‖ q_fwd) = {fit.forward_kl:.3f} nats")
-
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
-                        subplot_titles=("posterior p(z|x) and the two Gaussian fits", "marginal over z₁"))
-    for k, tr in enumerate(traces(fits[active])):
-        fig.add_trace(tr, row=1, col=1 if k < 5 else 2)
-    ymax = max(float(np.exp(_np(f.log_posterior).astype(np.float64)).reshape(n, n).sum(0).max() * step) for f in fits)
-    ymax = max(ymax, max(1 / math.sqrt(2 * math.pi * math.exp(float(f.reverse_log_var[0]))) for f in fits))
-    fig.update_xaxes(title_text="z₁", range=[window[0], window[1]], row=1, col=1)
-    fig.update_yaxes(title_text="z₂", range=[window[2], window[3]], scaleanchor="x", row=1, col=1)
-    fig.update_xaxes(title_text="z₁", range=[window[0], window[1]], row=1, col=2)
-    fig.update_yaxes(title_text="density", range=[0, 1.05 * ymax], row=1, col=2)
-    fig.add_annotation(text=label(fits[active]), xref="paper", yref="paper", x=0.5, y=-0.2, showarrow=False,
-                       font=dict(size=13))
-    # one "update" per slider step: new x, y (and z for the heatmap) for every trace, and the new label.
-    # (Plain plotly, no frames: works on the static page, and nothing auto-plays on load.)
-    steps = []
-    for f in fits:
-        data = [tr.to_plotly_json() for tr in traces(f)]
-        as_list = lambda v: None if v is None else np.asarray(v).tolist()  # noqa: E731 (plain JSON in the args)
-        update = {key: [as_list(d.get(key)) for d in data] for key in ("x", "y", "z")}
-        steps.append(dict(method="update", label=f"{float(f.x[0]):g}",
-                          args=[update, {"annotations[2].text": label(f)}, list(range(len(data)))]))
-    # the plot area stays 310 px high; below it, from the top: axis titles, the readout, the slider and its tick
-    # labels (down to about 130 px), then the legend (170 px)
-    fig.update_layout(title=title, height=620, margin=dict(t=80, b=230),
-                      legend=dict(orientation="h", y=-0.55, x=0.0),
-                      sliders=[dict(active=active, steps=steps, x=0.0, len=1.0, y=-0.1, yanchor="top",
-                                    currentvalue=dict(prefix="x₁ = ", font=dict(size=13)), pad=dict(t=30))])
-    return fig
+    table = {str(k): entry(f) for k, f in enumerate(fits)}
+    if len(fits) > 1:
+        control = Slider("x1", "x₁", 0, len(fits) - 1, 1, active, digits=0, snap=True,
+                         labels=tuple(f"{float(f.x[0]):g}" for f in fits))
+    else:
+        control = Choice("x1", "x₁", (f"{float(fits[0].x[0]):g}",))
+    program = [Lookup(("x1",), table)]
+    for key in ("rev", "fwd"):
+        program += [Ellipse(f"{key}_mean", f"{key}_log_var", 1.0, f"{key}_ellipse1"),
+                    Ellipse(f"{key}_mean", f"{key}_log_var", 2.0, f"{key}_ellipse2")]
+    half_x, half_y = stride * step / 2, stride * step / 2
+    extent = (float(axis[cols[0]] - half_x), float(axis[cols[-1]] + half_x),
+              float(axis[rows[0]] - half_y), float(axis[rows[-1]] + half_y))
+    width = 460  # the plot area keeps z₁ and z₂ to one scale (margins: 64 px across, 74 px down)
+    height = int(round((width - 64) * (window[3] - window[2]) / (window[1] - window[0]))) + 74
+    posterior = Plane("posterior p(z|x) (shaded) and the two Gaussian fits", "z₁", (window[0], window[1]), "z₂",
+                      (window[2], window[3]),
+                      background=Background(extent, (0.0, 1.0), output="posterior", shape=(len(rows), len(cols))),
+                      layers=(Curve("rev_ellipse1", REVERSE_COLOUR, "reverse KL(q‖p): q = argmax ELBO", width=3),
+                              Curve("rev_ellipse2", REVERSE_COLOUR, dash="2 4", width=3),
+                              Curve("fwd_ellipse1", FORWARD_COLOUR, "forward KL(p‖q): moment matching", width=3),
+                              Curve("fwd_ellipse2", FORWARD_COLOUR, dash="2 4", width=3)),
+                      width=width, height=max(height, 200))
+    ymax = max(max(entry_["marginal"]["y"] + entry_["rev_marginal"]["y"] + entry_["fwd_marginal"]["y"])
+               for entry_ in table.values())
+    marginals = Plane("marginal over z₁", "z₁", (window[0], window[1]), "density", (0.0, float(f"{1.05 * ymax:.3g}")),
+                      layers=(Curve("marginal", EXACT_COLOUR, "posterior marginal p(z₁|x)", width=3),
+                              Curve("rev_marginal", REVERSE_COLOUR, "reverse-KL fit", width=3),
+                              Curve("fwd_marginal", FORWARD_COLOUR, "forward-KL fit", dash="6 4", width=3)),
+                      width=width, height=max(height, 200))
+    readout = ("x = ({x1_value:.2f}, {x2_value:.2f}):  KL(q_rev ‖ p) = {reverse_kl:.3f},  "
+               "KL(p ‖ q_fwd) = {forward_kl:.3f} nats")
+    caption = (f"{title}. Move the slider to change x₁: left, the posterior (shaded) with the reverse-KL fit "
+               "(vermillion) and the forward-KL fit (blue), 1σ solid and 2σ dotted; right, their marginals over z₁. "
+               "The readout gives the KL each fit minimises.")
+    return Explorer(title, caption, (control,), (posterior, marginals), tuple(program), readout)
 
 
 def iwae_curve_figure(sample_sizes: Sequence[int], curves: Mapping[str, tuple[Tensor, Tensor]], log_px: float, *,
