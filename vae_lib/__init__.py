@@ -20,13 +20,25 @@ Chapters import from here; each submodule holds one concept:
   in nats, the loss-scale pitfall, posterior collapse, generation and scoring (chapter 5);
 * :mod:`vae_lib.priors` — the learned mixture prior p_ψ(z) and the VAE that uses it (chapter 5);
 * :mod:`vae_lib.rate_distortion` — the ELBO as −(distortion + rate), the β-objective (chapter 5);
+* :mod:`vae_lib.networks` — the fully connected and convolutional networks a VAE wraps; :mod:`vae_lib.checkpoint` —
+  checkpoints verified by SHA-256 (chapter 7);
+* :mod:`vae_lib.faces`, :mod:`vae_lib.disentanglement` — faces rendered with known factors, and how much each latent
+  dimension tells about each factor (chapter 7);
 * :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
 * :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
   :mod:`vae_lib.display` —
   figure builders and the plotly renderer setup.
 """
 
+from .checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from .data import DIGIT_LEVELS, DIGIT_SHAPE, DigitsSplit, load_digits_split, mixture_log_density, sample_mixture
+from .disentanglement import (
+    axis_factor_table,
+    correlation_matrix,
+    factor_entropies,
+    mutual_information_gap,
+    mutual_information_matrix,
+)
 from .display import setup_notebook
 from .elbo import (
     elbo_evidence_minus_gap,
@@ -37,7 +49,9 @@ from .elbo import (
     log_marginal_importance,
     repeated_log_marginal_estimates,
 )
+from .evaluation import bits_per_dim
 from .explorer import Explorer, decode_grid
+from .faces import FACE_LEVELS, FACE_SIZE, FACTOR_NAMES, FACTOR_RANGES, load_faces_split, make_faces, render_faces
 from .gaussian import (
     diag_gaussian,
     kl_diag_gaussian_std_normal,
@@ -51,6 +65,7 @@ from .latent import hole_fraction
 from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .models import VAE, AEConfig, Autoencoder, VAEConfig
+from .networks import ConvConfig, ConvDecoder, ConvEncoder, conv_networks
 from .posterior_explorer import (
     AscentConfig,
     AscentResult,
@@ -92,4 +107,8 @@ __all__ = [
     "AutoregressiveCodePrior", "AutoregressivePriorConfig", "EmpiricalCodePrior", "VQVAE", "VQVAEConfig",
     "nearest_code", "quantise", "straight_through", "uniform_prior_kl", "vq_elbo",
     "MixturePrior", "MixturePriorConfig", "MixturePriorVAE", "mixture_kl_upper_bound",
+    "load_checkpoint", "save_checkpoint", "sha256_file", "bits_per_dim", "ConvConfig", "ConvDecoder", "ConvEncoder",
+    "conv_networks", "FACE_LEVELS", "FACE_SIZE", "FACTOR_NAMES", "FACTOR_RANGES", "load_faces_split", "make_faces",
+    "render_faces", "axis_factor_table", "correlation_matrix", "factor_entropies", "mutual_information_gap",
+    "mutual_information_matrix",
 ]
