@@ -294,6 +294,22 @@ def torch_program(spec: dict, data: dict, state: dict) -> dict:
                     h = lin(h)
                     h = torch.nn.functional.silu(h) if layer["act"] == "silu" else h
             v[op["output"]] = h
+        elif kind == "convnet":  # chapter 7's decoder, BatchNorm folded into the convolutions by the page's builder
+            h = mat(v[op["input"]])
+            for layer in op["layers"]:
+                w, b = arr[layer["w"]].reshape(layer["shape"]), arr[layer["b"]]
+                if layer["kind"] == "linear":
+                    h = (h @ w.T + b).reshape(1, *layer["out_shape"])
+                elif layer["kind"] == "conv_transpose":
+                    h = torch.nn.functional.conv_transpose2d(h, w.permute(1, 0, 2, 3), b, stride=2, padding=1,
+                                                             output_padding=1)
+                else:
+                    h = torch.nn.functional.conv2d(h, w, b, padding=1)
+                if layer.get("slope") is not None:
+                    h = torch.nn.functional.leaky_relu(h, layer["slope"])
+            if op["layout"] == "pixel_major":  # (1, C·k, H, W) -> (1, C, H, W, k)
+                h = h.unflatten(1, (-1, op["per_pixel"])).permute(0, 1, 3, 4, 2)
+            v[op["output"]] = h.reshape(1, -1)
         elif kind == "head":
             out = mat(v[op["input"]])
             if op["kind"] == "categorical":
