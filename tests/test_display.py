@@ -168,3 +168,18 @@ def test_draw_when_plotly_is_ready_wraps_exactly_one_script_and_leaves_other_htm
     assert out.count("vaeBookDraw() {") == 1 and out.endswith("<script> window.PLOTLYENV={}; </script>")
     with pytest.raises(TypeError, match="figure_html"):
         draw_when_plotly_is_ready(None)
+
+
+def test_float64_arrays_reach_the_page_as_float32():
+    import numpy as np
+
+    from vae_lib.display import compact_arrays
+
+    x = np.linspace(0.0, 1.0, 1001)  # float64
+    fig = go.Figure(go.Scatter(x=x, y=x**2))
+    html = BookHtmlRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    assert '"dtype":"f4"' in html and '"dtype":"f8"' not in html
+    assert fig.to_dict()["data"][0]["x"]["dtype"] == "f8"  # plotly's own encoding, which the renderer halves
+    small = compact_arrays({"data": [{"x": x, "n": np.arange(3), "s": "text"}]})
+    assert small["data"][0]["x"].dtype == np.float32 and small["data"][0]["n"].dtype == np.arange(3).dtype
+    assert np.abs(small["data"][0]["x"] - x).max() < 1e-7 and small["data"][0]["s"] == "text"

@@ -55,7 +55,7 @@ def _cell_boundaries(codebook: Tensor, lo: float, hi: float, n_grid: int, colour
 
 
 def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, *, title: str,
-                   z_range: tuple[float, float] | None = None, n_grid: int = 241) -> go.Figure:
+                   z_range: tuple[float, float] | None = None, n_grid: int = 161) -> go.Figure:
     """Each panel: points z_e (N, 2) coloured by digit label (N,), the codebook (K, 2) as stars, and the boundaries
     of its Voronoi cells {z : argmin_j ‖z − e_j‖² = k} (contours of the nearest-code index on an ``n_grid``² grid).
     """
