@@ -176,7 +176,7 @@ def test_every_plotly_figure_is_drawn(browser, server, book_html, chapter):
         drawn: gd.querySelectorAll(['.heatmaplayer image', '.contourlayer path', '.scatterlayer path', '.barlayer path',
                                     '.boxlayer path', 'canvas'].join(', ')).length,
         height: gd.getBoundingClientRect().height}))""")
-    assert len(figures) == expected_figures(book_html, chapter) > 0, figures
+    assert len(figures) == expected_figures(book_html, chapter), figures  # chapter 2 has only its explorer
     for fig in figures:
         assert fig["traces"] > 0 and fig["drawn"] > 0 and fig["height"] > 200, fig
     visit.page.close()
@@ -362,8 +362,9 @@ def _plane_point(page, index: int, z1: float, z2: float) -> tuple[float, float]:
 
 
 def _latent_indices(page) -> list[int]:
-    return page.evaluate(f"() => {HOSTS}.map((h, i) => [h, i])"
-                         ".filter(([h]) => h.explorer.spec.panels.some(p => p.drag)).map(([h, i]) => i)")
+    """The latent explorers: a draggable plane and a decoded image (vae_lib.latent_explorer)."""
+    return page.evaluate(f"() => {HOSTS}.map((h, i) => [h, i]).filter(([h]) => h.explorer.spec.panels.some(p => p.drag)"
+                         " && h.explorer.spec.panels.some(p => p.output === 'image')).map(([h, i]) => i)")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -379,14 +380,26 @@ def test_every_chapter_draws_its_static_explorers(browser, server, book_html, ch
         readouts: {HOSTS}.map(h => h.querySelector('[aria-live]').textContent.length),
         runtimes: Array.from(document.scripts).filter(s => /explorer_runtime/.test(s.src)).map(s => s.src),
         inline: Array.from(document.scripts).filter(s => s.dataset.vaeExplorerRuntime).length}})""")
-    assert all(k >= 2 for k in found["drawn"]) and all(k > 0 for k in found["readouts"]), found
+    assert all(k >= 1 for k in found["drawn"]) and all(k > 0 for k in found["readouts"]), found
     assert len(found["runtimes"]) == 1 and "/_static/vendor/explorer_runtime.js" in found["runtimes"][0], found
     assert found["inline"] == 0, found
     assert visit.errors == [] and visit.outside == []
     visit.page.close()
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+def _builds(chapter: str, call: str) -> bool:
+    """Whether the chapter shows the output of a cell that calls ``call`` (a static explorer builder)."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+    return any(call in cell.source for cell in nb.cells
+               if cell.cell_type == "code" and "remove-output" not in cell.metadata.get("tags", []))
+
+
+LATENT_CHAPTERS = [c for c in CHAPTERS if _builds(c, "latent_explorer(")]
+
+
+@pytest.mark.parametrize("chapter", LATENT_CHAPTERS)
 def test_latent_explorers_move_continuously_and_agree_with_torch(browser, server, chapter):
     """Dragging the marker to two nearby points decodes two different outputs (z is continuous, not snapped to a
     grid), and the page's decoded output equals torch's run of the page's own weights at the same z."""
@@ -394,13 +407,18 @@ def test_latent_explorers_move_continuously_and_agree_with_torch(browser, server
     page = visit.page
     _hosts(page)
     latent = _latent_indices(page)
+    assert latent, "no latent explorer on the page"
     for index in latent:
         spec = _spec(page, index)
         plane = next(p for p in spec["spec"]["panels"] if p.get("drag"))
         a, b = plane["drag"]
         lo, hi = plane["x"]["range"]
         images = []
-        for z in ((0.31 * lo + 0.69 * hi, 0.5), (0.31 * lo + 0.69 * hi + 0.05, 0.53)):
+        # nearby points; a VQ-VAE's decoder is constant on each Voronoi cell (by design), so there the second point
+        # lies across the plane, in another cell
+        quantised = any(op["op"] == "nearest_code" for op in spec["spec"]["program"])
+        second = (0.8 * lo + 0.2 * hi, -1.5) if quantised else (0.31 * lo + 0.69 * hi + 0.05, 0.53)
+        for z in ((0.31 * lo + 0.69 * hi, 0.5), second):
             x, y = _plane_point(page, index, *z)
             page.mouse.move(x - 20, y)
             page.mouse.down()
@@ -454,7 +472,7 @@ def test_every_explorer_works_with_the_keyboard_alone(browser, server, chapter):
     visit.page.close()
 
 
-PAD_CHAPTERS = ["05_training"]
+PAD_CHAPTERS = [c for c in CHAPTERS if _builds(c, "drawing_pad_explorer(")]
 
 
 @pytest.mark.parametrize("chapter", PAD_CHAPTERS)

@@ -485,7 +485,9 @@
     var inputs = {};
 
     spec.controls.forEach(function (c) {
-      var box = el('label', { class: 'vae-explorer-control' }, controls), id = uid + '-' + c.name;
+      // a label activates its first control on any click inside it: a pad (with its buttons) or a button is a div
+      var tag = c.kind === 'pad' || c.kind === 'button' ? 'div' : 'label';
+      var box = el(tag, { class: 'vae-explorer-control' }, controls), id = uid + '-' + c.name;
       if (c.kind === 'slider') {
         values[c.name] = c.value;
         if (c.snap) { values[c.name + '#index'] = Math.round((c.value - c.low) / c.step); }
