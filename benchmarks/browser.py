@@ -11,13 +11,15 @@ Each page load uses a fresh browser context (empty cache), so the shared static 
 * Static explorers (:func:`static_explorers`): for every explorer (``.vae-explorer-host``, vae_lib.explorer),
   ``moves`` real input events, as a reader makes them: on an explorer with a draggable plane (the latent explorers),
   one mouse drag across the plane through ``moves`` points in van der Corput order (each a ``pointermove`` that
-  makes the page run the decoder at that z); on a drawing pad, ``moves`` short strokes; on any other explorer,
-  arrow-key presses on its first slider or choice, alternating direction. Per move, timed from the page's first
-  listener of the input event (capture phase on window): *update* = until the explorer's last change to its DOM
-  (a MutationObserver on the explorer); *painted* = until the first task after the next animation frame that
-  follows that change, i.e. the browser has drawn the new frame; *main-thread CPU* = the page main thread's CPU
-  time over the move (Chrome's ThreadTime metric), which other processes on the machine inflate far less than
-  the wall time.
+  makes the page run the decoder at that z); on a drawing pad, one stroke through ``moves`` points (each inks the
+  pad and makes the page run the encoder, 16 decoder passes and the ELBO); on any other explorer, arrow-key presses
+  on its first slider or choice, alternating direction. Chromium dispatches pointer moves just before a frame and
+  key presses at once, so a key press also waits for the next frame (up to 16.7 ms at 60 Hz). Per move, timed from
+  the page's first listener of the input event (capture phase on window): *update* = until the explorer's last
+  change to its DOM (a MutationObserver on the explorer); *painted* = until the first task after the next animation
+  frame that follows that change, i.e. the browser has drawn the new frame; *main-thread CPU* = the page main
+  thread's CPU time over the move (Chrome's ThreadTime metric), which other processes on the machine inflate far
+  less than the wall time.
 
 Usage: python benchmarks/browser.py --html DIR [--moves 50] [--loads 3]      (run.py calls these functions)
 """
@@ -236,7 +238,7 @@ def _explorer_moves(visit: Visit, index: int, moves: int) -> tuple[str, list[dic
     if kind == "keys":
         control = page.evaluate_handle(f"() => {HOSTS_JS}[{index}].querySelector('input[type=range], select')")
         control.as_element().focus()
-    elif kind == "plane":  # one drag across the plot area (inside its axes: 15 % to 85 % of the box)
+    else:  # one drag across the plot area (inside its axes: 15 % to 85 % of the box), or one stroke on the pad
         page.mouse.move(box["x"] + 0.5 * box["w"], box["y"] + 0.5 * box["h"])
         page.mouse.down()
     samples = []
@@ -248,15 +250,14 @@ def _explorer_moves(visit: Visit, index: int, moves: int) -> tuple[str, list[dic
             page.mouse.move(box["x"] + (0.15 + 0.7 * u) * box["w"], box["y"] + (0.15 + 0.7 * v) * box["h"])
         elif kind == "pad":
             page.mouse.move(box["x"] + u * box["w"], box["y"] + v * box["h"])
-            page.mouse.down()
+            if m % 10 == 9:  # a fresh pad now and then, so the drawing does not saturate
+                page.evaluate(f"() => {HOSTS_JS}[{index}].explorer.values().x.d.fill(0)")
         else:
             page.keyboard.press("ArrowRight" if (m // 3) % 2 == 0 else "ArrowLeft")
         page.evaluate(WAIT_JS, before)
         cpu = visit.main_thread_cpu_ms() - cpu
-        if kind == "pad":
-            page.mouse.up()
         samples.append({"cpu": cpu, **page.evaluate("() => window.__bench.moves.at(-1)")})
-    if kind == "plane":
+    if kind != "keys":
         page.mouse.up()
     return kind, samples
 

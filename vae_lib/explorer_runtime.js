@@ -348,9 +348,13 @@
     this.layers = svg('g', { 'clip-path': 'url(#' + clip + ')' }, this.root);
     svg('rect', { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b, class: 'vae-explorer-frame' }, this.root);
     var axes = svg('g', { class: 'vae-explorer-axes' }, this.root), tickMarks = svg('g', {}, axes);
+    var drawnRanges = null;
     this.rescale = function (xr, yr) {  // new axis ranges (a plane whose ranges the program sets), new ticks
       if (xr) { x.range = [xr[0], xr[1]]; }
       if (yr) { y.range = [yr[0], yr[1]]; }
+      var key = x.range.join(',') + ';' + y.range.join(',');
+      if (key === drawnRanges) { return; }  // the same axes: keep the ticks (no DOM work)
+      drawnRanges = key;
       while (tickMarks.firstChild) { tickMarks.removeChild(tickMarks.firstChild); }
       ticks(x.range[0], x.range[1]).forEach(function (t) {
         svg('line', { x1: self.px(t), x2: self.px(t), y1: H - m.b, y2: H - m.b + 4 }, tickMarks);
@@ -392,15 +396,14 @@
     for (var i = 0; i < xs.length; i++) { d += (i ? 'L' : 'M') + self.px(xs[i]).toFixed(2) + ',' + self.py(ys[i]).toFixed(2); }
     node.setAttribute('d', d);
   };
-  Plot.prototype.bars = function (key, centres, heights, width, colour) {
-    var g = this.nodes[key] || (this.nodes[key] = svg('g', { fill: colour, 'fill-opacity': 0.6 }, this.layers));
-    while (g.childNodes.length > centres.length) { g.removeChild(g.lastChild); }
+  Plot.prototype.bars = function (key, centres, heights, width, colour) {  // all bars of a series: one path
+    var node = this.nodes[key], d = '', y1 = this.py(0);
+    if (!node) { node = this.nodes[key] = svg('path', { fill: colour, 'fill-opacity': 0.6 }, this.layers); }
     for (var i = 0; i < centres.length; i++) {
-      var r = g.childNodes[i] || svg('rect', {}, g), x0 = this.px(centres[i] - width / 2), x1 = this.px(centres[i] + width / 2);
-      var y0 = this.py(heights[i]), y1 = this.py(0);
-      r.setAttribute('x', x0); r.setAttribute('width', Math.max(0, x1 - x0));
-      r.setAttribute('y', Math.min(y0, y1)); r.setAttribute('height', Math.abs(y1 - y0));
+      var x0 = this.px(centres[i] - width / 2), x1 = this.px(centres[i] + width / 2), y0 = this.py(heights[i]);
+      d += 'M' + x0.toFixed(2) + ',' + y1.toFixed(2) + 'H' + x1.toFixed(2) + 'V' + y0.toFixed(2) + 'H' + x0.toFixed(2) + 'Z';
     }
+    node.setAttribute('d', d);
   };
   Plot.prototype.marker = function (key, x, y, style) {
     var node = this.nodes[key];
@@ -426,7 +429,9 @@
 
   // ---------------------------------------------------------------- the explorer's look (light and dark pages)
   var CSS = [
-    '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;color:inherit}',
+    // contain: a redraw inside an explorer never lays out or repaints the rest of a long chapter page
+    '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;color:inherit;',
+    'contain:layout paint}',
     '.vae-explorer-heading{font-weight:600;margin-bottom:.4em}',
     '.vae-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;align-items:center;margin-bottom:.4em}',
     '.vae-explorer-control{display:inline-flex;align-items:center;gap:.4em;font-size:.95em}',
