@@ -1,0 +1,192 @@
+"""Chapter 7's shipped face VAEs and what the chapter computes with them.
+
+* every checkpoint in book/checkpoints/ loads through ``load_face_model`` (its SHA-256 verified first) and the loaded
+  model reproduces the reference number pinned next to its digest; the checkpoints stay small;
+* a missing checkpoint names the script that regenerates it, a changed one is refused;
+* the training pipeline of ``tools/train_faces.py`` is deterministic: the same tiny run twice gives identical weights
+  (and identical checkpoint digests);
+* ``vae_lib.face_analysis``: the factor sweep, the visual weights, a 2-D slice of a 6-D latent space, traversals,
+  edits, the factor read back by rendering, the decoder's mean/mode/sample views and the posterior-weighted average.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from vae_lib import face_analysis
+from vae_lib.checkpoint import save_checkpoint, sha256_file
+from vae_lib.face_models import (
+    CHECKPOINT_DIR,
+    FACE_MODELS,
+    build_face_vae,
+    checkpoint_path,
+    load_face_model,
+    reference_log_likelihood,
+    train_face_model,
+)
+from vae_lib.faces import FACTOR_NAMES, FACTOR_RANGES, load_faces_split, make_faces, render_faces
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return load_faces_split()
+
+
+@pytest.fixture(scope="module")
+def model_6d():
+    return load_face_model("faces-6d-beta4")
+
+
+# ------------------------------------------------------------------------------------------- the checkpoints
+def test_the_specs_pin_a_digest_and_a_file_each():
+    assert set(FACE_MODELS) == {"faces-2d", "faces-6d-beta1", "faces-6d-beta4"}
+    files = [spec.file_name for spec in FACE_MODELS.values()]
+    assert len(set(files)) == len(files)
+    for spec in FACE_MODELS.values():
+        assert len(spec.sha256) == 64 and set(spec.sha256) <= set("0123456789abcdef")
+    assert {(s.latent_dim, s.beta) for s in FACE_MODELS.values()} == {(2, 1.0), (6, 1.0), (6, 4.0)}
+
+
+def test_checkpoints_are_small():
+    total = sum(checkpoint_path(name).stat().st_size for name in FACE_MODELS)
+    assert total <= 2_000_000, f"book/checkpoints holds {total / 1e6:.2f} MB of face models (budget 2 MB)"
+
+
+@pytest.mark.parametrize("name", sorted(FACE_MODELS))
+def test_each_checkpoint_loads_verified_and_reproduces_its_reference(faces, name):
+    spec = FACE_MODELS[name]
+    assert sha256_file(checkpoint_path(name)) == spec.sha256
+    model = load_face_model(name)
+    assert not model.training and model.config.latent_dim == spec.latent_dim
+    assert reference_log_likelihood(model, faces.test.images) == pytest.approx(spec.reference, abs=1e-3)
+
+
+def test_a_missing_checkpoint_says_how_to_regenerate_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tools/train_faces\.py"):
+        load_face_model("faces-2d", directory=tmp_path)
+
+
+def test_a_changed_checkpoint_is_refused(tmp_path):
+    path = tmp_path / FACE_MODELS["faces-2d"].file_name
+    shutil.copy(checkpoint_path("faces-2d"), path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_face_model("faces-2d", directory=tmp_path)
+
+
+def test_unknown_model_names_are_rejected():
+    with pytest.raises(ValueError, match="faces-2d"):
+        load_face_model("faces-3d")
+    with pytest.raises(TypeError, match="name"):
+        load_face_model(2)
+
+
+# ------------------------------------------------------------------------------------------- the training pipeline
+def test_the_training_pipeline_is_deterministic(tmp_path):
+    """tools/train_faces.py's training function, one epoch on 256 faces, twice: bit-identical weights and files."""
+    x = make_faces(256, generator=gen(0)).images
+    runs = [train_face_model("faces-6d-beta4", x, epochs=1) for _ in range(2)]
+    (a, history_a), (b, history_b) = runs
+    state_a, state_b = a.state_dict(), b.state_dict()
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert history_a.elbo == history_b.elbo
+    fresh = build_face_vae("faces-6d-beta4").state_dict()
+    assert not torch.equal(fresh["decoder.head.weight"], state_a["decoder.head.weight"])  # it did train
+    assert save_checkpoint(a, tmp_path / "a.pt") == save_checkpoint(b, tmp_path / "b.pt")
+
+
+def test_the_checkpoint_directory_is_the_books():
+    assert CHECKPOINT_DIR.name == "checkpoints" and CHECKPOINT_DIR.parent.name == "book"
+
+
+# ------------------------------------------------------------------------------------------- face_analysis
+def test_factor_sweep_varies_one_factor_per_block():
+    v = face_analysis.factor_sweep(5)
+    assert v.shape == (20, 4)
+    for k, (lo, hi) in enumerate(FACTOR_RANGES):
+        block = v[5 * k:5 * k + 5]
+        assert block[0, k].item() == pytest.approx(lo) and block[-1, k].item() == pytest.approx(hi)
+        others = [i for i in range(4) if i != k]
+        assert torch.allclose(block[:, others], torch.tensor(face_analysis.MIDPOINTS)[others].expand(5, 3))
+
+
+def test_pixels_changed_is_reproducible_and_ranks_tilt_first():
+    count, square = face_analysis.pixels_changed(200, generator=gen(1))
+    again, _ = face_analysis.pixels_changed(200, generator=gen(1))
+    assert torch.equal(count, again)
+    assert (count > 0).all() and (square > 0).all()
+    assert FACTOR_NAMES[int(count.argmax())] == "tilt"
+
+
+def test_fit_factor_reads_rendered_factors_back():
+    v = face_analysis.factor_sweep(3)  # every value is on the fitting grid (the ends and the midpoint)
+    images = render_faces(v)
+    for k, name in enumerate(FACTOR_NAMES):
+        block = slice(3 * k, 3 * k + 3)
+        assert torch.allclose(face_analysis.fit_factor(images[block], v[block], name), v[block, k], atol=1e-6)
+    with pytest.raises(ValueError, match="factor"):
+        face_analysis.fit_factor(images, v, "nose")
+
+
+def test_latent_slice_decodes_the_plane_of_the_full_model(model_6d, faces):
+    rest = torch.tensor([0.3, -0.2, 0.0, 0.5, 0.1, -0.4])
+    sliced = face_analysis.latent_slice(model_6d, (4, 1), signs=(-1, 1), rest=rest)
+    assert sliced.config.latent_dim == 2
+    u = torch.tensor([[0.5, -1.0], [2.0, 0.25]])
+    z = rest.repeat(2, 1)
+    z[:, 4], z[:, 1] = -u[:, 0], u[:, 1]
+    with torch.no_grad():
+        assert torch.allclose(sliced.decode_mean(u), model_6d.decode_mean(z), atol=1e-4)
+        mean, log_var = sliced.encode(faces.test.images[:5])
+        full_mean, full_log_var = model_6d.encode(faces.test.images[:5])
+    assert torch.allclose(mean, torch.stack([-full_mean[:, 4], full_mean[:, 1]], 1))
+    assert torch.allclose(log_var, full_log_var[:, [4, 1]])
+    with pytest.raises(ValueError, match="dims"):
+        face_analysis.latent_slice(model_6d, (1, 1))
+
+
+def test_traversals_and_shifts_pass_through_the_posterior_mean(model_6d, faces):
+    x = faces.test.images[:1]
+    mean = face_analysis.posterior_means(model_6d, x)[0]
+    rows = face_analysis.traversals(model_6d, x, [float(mean[2]), 1.0])
+    assert rows.shape == (6, 2, 1024)
+    with torch.no_grad():
+        at_mean = model_6d.decode_mean(mean[None])[0]
+    assert torch.allclose(rows[2, 0], at_mean, atol=1e-5)
+    shifted = face_analysis.shift_dimension(model_6d, x, 3, [0.0, 1.0])
+    assert torch.allclose(shifted[0, 0], at_mean, atol=1e-5)
+    z = mean.clone()
+    z[3] += 1.0
+    with torch.no_grad():
+        assert torch.allclose(shifted[0, 1], model_6d.decode_mean(z[None])[0], atol=1e-5)
+
+
+def test_decoder_views_and_posterior_variants(model_6d, faces):
+    z = torch.randn(3, 6, generator=gen(2))
+    views = face_analysis.decoder_views(model_6d, z, generator=gen(3))
+    with torch.no_grad():
+        assert torch.allclose(views.mean, model_6d.decode_mean(z), atol=1e-5)
+    for t in (views.mode, views.sample):
+        assert torch.equal(t, t.round()) and t.min() >= 0 and t.max() <= 15
+    assert (views.std >= 0).all()
+    variants = face_analysis.posterior_variants(model_6d, faces.test.images[:1], 4, generator=gen(4))
+    assert variants.shape == (4, 1024)
+
+
+def test_posterior_average_is_a_weighted_average_of_the_faces(model_6d, faces):
+    images = faces.test.images[:300]
+    z = face_analysis.posterior_means(model_6d, images[:2])
+    average, effective = face_analysis.posterior_average(model_6d, images, z)
+    assert average.shape == (2, 1024)
+    assert ((effective >= 1) & (effective <= 300)).all()
+    assert average.min() >= 0 and average.max() <= 15

@@ -1,0 +1,167 @@
+"""Chapter 7's trained convolutional VAEs of the faces: their settings, checkpoints and how to load them.
+
+Training the chapter's models takes minutes, more than a reader's build should spend, so ``tools/train_faces.py``
+trains them once with fixed seeds, fixed epochs and one thread, and writes their weights to ``book/checkpoints/``;
+the chapter loads them with :func:`load_face_model`, which checks each file's SHA-256 digest (pinned here, in
+:data:`FACE_MODELS`) before reading it (:func:`vae_lib.checkpoint.load_checkpoint`). Running the script again
+reproduces the files bit for bit.
+
+The models, all ``VAE(config, *conv_networks(config))`` on the 10,000 training faces of
+:func:`vae_lib.faces.load_faces_split` with a categorical p_θ(x|z) over the 16 pixel levels:
+
+* ``faces-2d``: L = 2, β = 1 — the phase diagram;
+* ``faces-6d-beta1``: L = 6, β = 1, and ``faces-6d-beta4``: L = 6, β = 4 — the disentanglement table.
+
+Each :class:`FaceModelSpec` also records a reference number (the mean log p_θ(x | z = μ_φ(x)) of the first 64 test
+faces, deterministic in eval mode) that a loaded model must reproduce (tests/test_face_models.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ._checks import check_count
+from .checkpoint import load_checkpoint
+from .faces import FACE_LEVELS, FACE_SIZE
+from .models import VAE, VAEConfig
+from .networks import conv_networks
+from .train import TrainConfig, TrainHistory, fit
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "FACE_MODELS",
+    "REGENERATE_HINT",
+    "FaceModelSpec",
+    "build_face_vae",
+    "checkpoint_path",
+    "load_face_model",
+    "reference_log_likelihood",
+    "train_face_model",
+]
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
+REGENERATE_HINT = "run `python tools/train_faces.py` from the repository root (about 20 minutes on one CPU thread)"
+CHANNELS = (16, 32, 64)  # the convolutional networks' feature maps (about 60,000 parameters, 0.24 MB a model)
+REFERENCE_FACES = 64  # the reference number is computed on the first 64 test faces
+
+
+@dataclass(frozen=True)
+class FaceModelSpec:
+    """One of chapter 7's models: architecture, training settings, checkpoint file and its pinned digest.
+
+    ``latent_dim`` L and ``beta`` β (the KL weight of :func:`vae_lib.train.fit`); ``seed`` seeds both the initial
+    weights (encoder ``seed``, decoder ``seed + 1``) and training (shuffling and the reparameterized samples);
+    ``epochs``, ``batch_size``, ``learning_rate`` and ``lr_schedule`` are Adam's. ``sha256`` is the digest of the
+    checkpoint ``tools/train_faces.py`` writes; ``reference`` the model's mean log p_θ(x | z = μ_φ(x)) in nats on the
+    first 64 test faces.
+    """
+
+    name: str
+    latent_dim: int
+    beta: float
+    sha256: str
+    reference: float
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
+    seed: int = 0
+
+    @property
+    def file_name(self) -> str:
+        """The checkpoint's file name in :data:`CHECKPOINT_DIR`."""
+        return f"{self.name}.pt"
+
+    def vae_config(self) -> VAEConfig:
+        """The VAE's configuration: 1×32×32 images, categorical over 16 levels, the encoder sees x / 15."""
+        return VAEConfig(data_shape=(1, FACE_SIZE, FACE_SIZE), latent_dim=self.latent_dim, likelihood="categorical",
+                         n_levels=FACE_LEVELS, x_scale=float(FACE_LEVELS - 1), seed=self.seed)
+
+    def train_config(self, *, progress: bool = False, epochs: int | None = None) -> TrainConfig:
+        """The training settings (``epochs`` overrides the spec's, for quick runs and tests)."""
+        return TrainConfig(epochs=self.epochs if epochs is None else epochs, batch_size=self.batch_size,
+                           learning_rate=self.learning_rate, seed=self.seed, progress=progress,
+                           kl_weight=self.beta, lr_schedule=self.lr_schedule)
+
+
+FACE_MODELS: dict[str, FaceModelSpec] = {
+    spec.name: spec
+    for spec in (
+        FaceModelSpec("faces-2d", latent_dim=2, beta=1.0,
+                      sha256="cd379560f62feb01c87103fcde887cbb5d6b07b99dcd029a9ec4db52f23f7021",
+                      reference=-269.2239),
+        FaceModelSpec("faces-6d-beta1", latent_dim=6, beta=1.0,
+                      sha256="ed6e9eb293b9b8b443992d1050059e667bf1507169dc95d9ccc92112adacb6fb",
+                      reference=-144.2716),
+        FaceModelSpec("faces-6d-beta4", latent_dim=6, beta=4.0,
+                      sha256="5acea21b8e2fafd1f4a848e8bd570ab8b32f4a7b95330a844785db3aea56263d",
+                      reference=-156.2616),
+    )
+}
+
+
+def _spec(name: object) -> FaceModelSpec:
+    if isinstance(name, FaceModelSpec):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name (str), got {type(name).__name__}")
+    if name not in FACE_MODELS:
+        raise ValueError(f"name must be one of {sorted(FACE_MODELS)}, got {name!r}")
+    return FACE_MODELS[name]
+
+
+def build_face_vae(spec: FaceModelSpec | str) -> VAE:
+    """A freshly initialised convolutional VAE with the spec's architecture (weights from ``spec.seed``)."""
+    spec = _spec(spec)
+    config = spec.vae_config()
+    return VAE(config, *conv_networks(config, channels=CHANNELS))
+
+
+def train_face_model(spec: FaceModelSpec | str, x_train: Tensor, *, epochs: int | None = None,
+                     progress: bool = False) -> tuple[VAE, TrainHistory]:
+    """Build and train the spec's VAE on ``x_train`` (N, 1, 32, 32) with :func:`vae_lib.train.fit`.
+
+    Deterministic: the same spec, data and number of threads give bit-identical weights (``tools/train_faces.py``
+    runs it with one thread). ``epochs`` overrides the spec's. The model is returned in eval mode.
+    """
+    spec = _spec(spec)
+    if epochs is not None:
+        check_count("epochs", epochs)
+    model = build_face_vae(spec)
+    history = fit(model, x_train, spec.train_config(progress=progress, epochs=epochs))
+    return model, history
+
+
+def checkpoint_path(name: FaceModelSpec | str, directory: str | Path | None = None) -> Path:
+    """Where the checkpoint of model ``name`` lives (``directory`` defaults to :data:`CHECKPOINT_DIR`)."""
+    return Path(CHECKPOINT_DIR if directory is None else directory) / _spec(name).file_name
+
+
+def load_face_model(name: str, directory: str | Path | None = None) -> VAE:
+    """The trained VAE ``name`` (a key of :data:`FACE_MODELS`), its checkpoint's digest verified, in eval mode.
+
+    A missing file raises ``FileNotFoundError`` saying how to regenerate it; a file with another digest a
+    ``ValueError`` (:func:`vae_lib.checkpoint.load_checkpoint`).
+    """
+    spec = _spec(name)
+    return load_checkpoint(build_face_vae(spec), checkpoint_path(spec, directory), spec.sha256,
+                           regenerate_hint=REGENERATE_HINT)
+
+
+def reference_log_likelihood(model: VAE, x: Tensor) -> float:
+    """Mean log p_θ(x | z = μ_φ(x)) in nats over the first 64 rows of x: deterministic in eval mode.
+
+    The number each :class:`FaceModelSpec` records as ``reference`` (on the test faces), so a loaded model can be
+    checked against the one that was trained.
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a vae_lib.VAE, got {type(model).__name__}")
+    model.eval()
+    x = model.flatten_data(x)[:REFERENCE_FACES]
+    with torch.no_grad():
+        mean, _ = model.encode(x)  # (B, L)
+        return model.log_likelihood(x, mean[None]).mean().item()
