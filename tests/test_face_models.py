@@ -183,10 +183,10 @@ def test_decoder_views_and_posterior_variants(model_6d, faces):
     assert variants.shape == (4, 1024)
 
 
-def test_posterior_average_is_a_weighted_average_of_the_faces(model_6d, faces):
-    images = faces.test.images[:300]
-    z = face_analysis.posterior_means(model_6d, images[:2])
-    average, effective = face_analysis.posterior_average(model_6d, images, z)
-    assert average.shape == (2, 1024)
-    assert ((effective >= 1) & (effective <= 300)).all()
-    assert average.min() >= 0 and average.max() <= 15
+def test_neighbour_average_averages_the_nearest_faces():
+    codes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [0.1, 0.1]])
+    images = torch.tensor([1.0, 10.0, 100.0, 1000.0])[:, None].repeat(1, 3)  # face n is all 10^n
+    average = face_analysis.neighbour_average(codes, images, torch.tensor([[0.0, 0.05], [5.0, 4.0]]), k=2)
+    assert torch.equal(average, torch.tensor([[500.5] * 3, [55.0] * 3]))  # faces {0, 3} and {2, 1}
+    with pytest.raises(ValueError, match="k"):
+        face_analysis.neighbour_average(codes, images, codes, k=5)

@@ -23,6 +23,7 @@ zero exactly when C⁻¹ is diagonal. For C = R diag(s₁, s₂) Rᵀ with R a r
   diagonal approximation, by Monte Carlo;
 * :func:`posterior_precision` — the precision I + Jᵀ F J of the Laplace (Gauss–Newton) approximation of the
   posterior p_θ(z|x) at z = μ_φ(x), for a categorical decoder: the covariance a diagonal q should match;
+* :func:`rotation_scan` — all of these per angle, averaged over a set of images;
 * :func:`rotated_correlations` — how well a rotated code axis tracks a factor (Pearson ρ per angle).
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -46,8 +48,10 @@ __all__ = [
     "posterior_precision",
     "rotate_gaussian",
     "rotated_correlations",
+    "RotationScan",
     "rotated_elbo",
     "rotation_cost",
+    "rotation_scan",
     "rotation_matrix",
 ]
 
@@ -161,10 +165,11 @@ def rotated_elbo(model: VAE, x: Tensor, rotation: Tensor, *, posterior: Posterio
     The rotated model decodes z through p_θ(x | Rᵀz) and its posterior has mean Rμ_φ(x); its covariance is
     ``posterior="full"``: R S Rᵀ, the rotated encoder's own (S = diag σ_φ²(x)), or ``"diagonal"``: the best
     diagonal approximation of it (:func:`best_diagonal_variances`), what a diagonal encoder can at best output.
-    The reconstruction term uses K = ``n_samples`` draws z = Rμ + A ε, ε ~ N(0, I) from ``generator``, with A a
-    square root of the covariance: A = R S^½ for ``"full"`` (so Rᵀz = μ + S^½ ε is exactly the unrotated model's
-    sample with the same ε, the change of variables behind the invariance) and diag(√v) for ``"diagonal"``. The KL
-    term is exact. Run the model in eval mode.
+    The reconstruction term uses K = ``n_samples`` draws z = Rμ + A ε, ε ~ N(0, I) from ``generator``, with the
+    square root A = R (Rᵀ C R)^½ of the covariance C (A Aᵀ = C; the power ½ the symmetric one), so the decoder reads
+    Rᵀz = μ + (Rᵀ C R)^½ ε. For ``"full"`` that is μ + S^½ ε, exactly the unrotated model's draw with the same ε (the
+    change of variables behind the invariance); for ``"diagonal"`` it stays as close to it as the covariance allows,
+    which keeps the Monte Carlo noise of ELBO differences small (common random numbers). The KL term is exact.
     """
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a vae_lib.VAE, got {type(model).__name__}")
@@ -180,17 +185,18 @@ def rotated_elbo(model: VAE, x: Tensor, rotation: Tensor, *, posterior: Posterio
         eps = torch.randn(n_samples, *mean.shape, generator=generator, dtype=F64)  # (K, B, L)
         std = torch.exp(0.5 * log_var)  # (B, L)
         mean_r, cov_r = rotate_gaussian(mean, torch.diag_embed(std**2), r)  # (B, L), (B, L, L)
-        if posterior == "full":
-            root = r @ torch.diag_embed(std)  # (B, L, L): A Aᵀ = R S Rᵀ
-            cov = cov_r
-        else:
-            var = best_diagonal_variances(cov_r)  # (B, L)
-            root = torch.diag_embed(var.sqrt())
-            cov = torch.diag_embed(var)
+        cov = cov_r if posterior == "full" else torch.diag_embed(best_diagonal_variances(cov_r))
+        root = r @ _symmetric_sqrt(r.T @ cov @ r)  # (B, L, L): A Aᵀ = cov
         z = mean_r + (root @ eps.unsqueeze(-1)).squeeze(-1)  # (K, B, L) in the rotated space
         z_decoder = z @ r  # rows of Rᵀ z: what the decoder reads
         reconstruction = model.log_likelihood(x, z_decoder.float()).double().mean(0)  # (B,)
         return reconstruction - kl_gaussian_std_normal(mean_r, cov)
+
+
+def _symmetric_sqrt(cov: Tensor) -> Tensor:
+    """The symmetric positive square root of positive-definite matrices (..., L, L), by eigendecomposition."""
+    values, vectors = torch.linalg.eigh(cov)
+    return (vectors * values.clamp_min(0).sqrt().unsqueeze(-2)) @ vectors.transpose(-1, -2)
 
 
 def posterior_precision(model: VAE, x: Tensor) -> Tensor:
@@ -254,3 +260,60 @@ def rotated_correlations(codes: Tensor, factor: Tensor, plane: tuple[int, int], 
     axis = axis - axis.mean(0)
     vc = v - v.mean()
     return (axis * vc[:, None]).sum(0) / (axis.norm(dim=0) * vc.norm()).clamp_min(torch.finfo(F64).tiny)
+
+
+@dataclass(frozen=True)
+class RotationScan:
+    """What rotating a VAE's latent space by θ (in one plane) costs, mean nats per image, one entry per angle."""
+
+    angles: Tensor  # (A,) radians
+    gaussian_cost: Tensor  # (A,) rotation_cost(σ_φ²(x), R): the best diagonal q against the rotated encoder's q
+    laplace_cost: Tensor  # (A,) the best diagonal q against the rotated Laplace posterior N(Rμ, R Λ⁻¹ Rᵀ)
+    laplace_cost_unrotated: float  # the same at θ = 0: how far the model's own axes are from the Laplace axes
+    elbo_change_diagonal: Tensor  # (A,) ELBO of the rotated model with the best diagonal q, minus the unrotated ELBO
+    elbo_change_diagonal_se: Tensor  # (A,) its standard error over the images
+    elbo_change_full: Tensor  # (A,) the same with the rotated full-covariance q (0 up to rounding: invariance)
+
+
+def rotation_scan(model: VAE, x: Tensor, angles: Sequence[float], plane: tuple[int, int] = (0, 1), *,
+                  n_samples: int = 4, generator: torch.Generator) -> RotationScan:
+    """Rotate ``model``'s latent space by each angle (radians) in ``plane`` and measure the cost, on images x.
+
+    The Monte Carlo ELBOs (:func:`rotated_elbo`) use the same ε for every angle (common random numbers, drawn from a
+    seed taken from ``generator``), so at θ = 0 the change is exactly 0 and the curves are smooth in θ.
+    """
+    model = _check_model_eval(model)
+    check_generator(generator)
+    latent = model.config.latent_dim
+    _check_plane(plane, latent)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    x = model.flatten_data(x)
+    with torch.no_grad():
+        _, log_var = model.encode(x)
+    variances = log_var.double().exp()  # (B, L)
+    laplace_cov = torch.linalg.inv(posterior_precision(model, x))  # (B, L, L)
+    base = rotated_elbo(model, x, torch.eye(latent), n_samples=n_samples, generator=torch.Generator().manual_seed(seed))
+    rows: dict[str, list[float]] = {"gauss": [], "laplace": [], "diag": [], "diag_se": [], "full": []}
+    for angle in angles:
+        r = rotation_matrix(latent, float(angle), plane)
+        rows["gauss"].append(rotation_cost(variances, r).mean().item())
+        rows["laplace"].append(diagonal_approximation_kl(r @ laplace_cov @ r.T).mean().item())
+        for kind, key in (("diagonal", "diag"), ("full", "full")):
+            elbo = rotated_elbo(model, x, r, posterior=kind, n_samples=n_samples,
+                                generator=torch.Generator().manual_seed(seed))
+            change = elbo - base  # (B,)
+            rows[key].append(change.mean().item())
+            if key == "diag":
+                rows["diag_se"].append(change.std().item() / math.sqrt(len(change)) if len(change) > 1 else 0.0)
+    as_t = lambda values: torch.tensor(values, dtype=F64)  # noqa: E731
+    return RotationScan(angles=as_t([float(a) for a in angles]), gaussian_cost=as_t(rows["gauss"]),
+                        laplace_cost=as_t(rows["laplace"]),
+                        laplace_cost_unrotated=diagonal_approximation_kl(laplace_cov).mean().item(),
+                        elbo_change_diagonal=as_t(rows["diag"]), elbo_change_diagonal_se=as_t(rows["diag_se"]),
+                        elbo_change_full=as_t(rows["full"]))
+
+
+def _check_model_eval(model: object) -> VAE:
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a vae_lib.VAE, got {type(model).__name__}")
+    return model.eval()

@@ -8,9 +8,9 @@
 * :func:`traversals`, :func:`shift_dimension`, :func:`posterior_variants` — decode one latent dimension at a time,
   move a face along one dimension, and decode draws z ~ q_φ(z|x) (seed 001's "option 2");
 * :func:`fit_factor` — read a factor back from an image by rendering candidates (the faces' ground truth);
-* :func:`decoder_views`, :func:`posterior_average`, :func:`gaussian_fixed_views` — why the decoder's mean is blurry:
-  mean, mode and per-pixel samples of p_θ(x|z); the data-weighted average that the mean estimates; the same with a
-  fixed-σ Gaussian.
+* :func:`decoder_views`, :func:`neighbour_average`, :func:`gaussian_fixed_views` — why the decoder's mean is blurry:
+  mean, mode and per-pixel samples of p_θ(x|z); the average of the faces encoded near z, which the mean estimates;
+  the same with a fixed-σ Gaussian.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
     "latent_report",
     "latent_slice",
     "pixels_changed",
-    "posterior_average",
+    "neighbour_average",
     "posterior_means",
     "posterior_variants",
     "shift_dimension",
@@ -289,23 +289,22 @@ def decoder_views(model: VAE, z: Tensor, *, generator: torch.Generator) -> Decod
     return DecoderViews(mean=mean, mode=probs.argmax(-1).to(mean.dtype), sample=sample.to(mean.dtype), std=std)
 
 
-def posterior_average(model: VAE, images: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    """The average of the faces x_n weighted by q_φ(z | x_n), at each z (B, L): (B, D), and the weights' effective
-    number of faces 1 / Σ w_n² (B,).
+def neighbour_average(codes: Tensor, images: Tensor, z: Tensor, k: int = 25) -> Tensor:
+    """The average of the k faces whose codes (e.g. posterior means μ_φ(x_n)) are nearest to each z: (B, D).
 
-    With the data distribution and the encoder fixed, the decoder mean that maximises E_x E_{q(z|x)} log p_θ(x|z) for
-    a flexible categorical decoder is E[x | z] under the joint p_data(x) q_φ(z|x), i.e. Σ_n w_n(z) x_n with
-    w_n(z) ∝ q_φ(z | x_n): the decoder is trained to draw this average.
+    An estimate from the data of what a decoder's mean E[x | z] should draw. With the encoder fixed, the categorical
+    decoder that maximises E_{p_data(x)} E_{q_φ(z|x)} log p_θ(x|z) gives each pixel the distribution of x_d among the
+    faces whose posteriors cover z, so its mean is their average; the faces encoded near z stand in for them.
+    codes (N, L), images (N, …) with N ≥ k, z (B, L).
     """
-    model = _check_vae(model).eval()
-    x = model.flatten_data(images)  # (N, D)
+    c = as_tensor("codes", codes, ndim=2)
+    x = as_tensor("images", images, min_ndim=2).reshape(c.shape[0], -1)  # (N, D)
     z = as_tensor("z", z, ndim=2)
-    with torch.no_grad():
-        mean, log_var = (torch.cat(parts) for parts in zip(*(model.encode(p) for p in x.split(1000)), strict=True))
-        dist = torch.distributions.Normal(mean.double(), torch.exp(0.5 * log_var.double()))  # (N, L)
-        log_w = dist.log_prob(z.double()[:, None, :]).sum(-1)  # (B, N)
-        w = torch.softmax(log_w, dim=1)
-    return (w @ x.double()).float(), 1.0 / (w**2).sum(1)
+    k = check_count("k", k)
+    if k > c.shape[0]:
+        raise ValueError(f"k must be at most the number of faces ({c.shape[0]}), got {k}")
+    nearest = torch.cdist(z, c).topk(k, largest=False).indices  # (B, k)
+    return x[nearest].mean(1)
 
 
 def gaussian_fixed_views(mean: Tensor, sigma: float, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
