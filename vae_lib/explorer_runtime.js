@@ -481,7 +481,9 @@
     names.filter(function (n) { return !scaled(n); }).concat(names.filter(scaled)).forEach(function (name) {
       data[name] = decodeData(spec.data[name], data);
     });
-    var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap' }, host);
+    // data-lm-suppress-shortcuts: in JupyterLab the arrow keys move the explorer, not the notebook's cell selection
+    var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap',
+                             'data-lm-suppress-shortcuts': 'true' }, host);
     el('div', { class: 'vae-explorer-heading' }, fig).textContent = spec.title;
     var controls = el('div', { class: 'vae-explorer-controls' }, fig);
     var body = el('div', { class: 'vae-explorer-panels' }, fig);
