@@ -430,7 +430,9 @@
   // ---------------------------------------------------------------- the explorer's look (light and dark pages)
   var CSS = [
     // contain: a redraw inside an explorer never lays out or repaints the rest of a long chapter page
-    '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;color:inherit;',
+    // a light card in light and dark pages alike (its images and colour maps are drawn for a light background)
+    '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;',
+    'background:#fff;color:#222;color-scheme:light;',
     'contain:layout paint}',
     '.vae-explorer-heading{font-weight:600;margin-bottom:.4em}',
     '.vae-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;align-items:center;margin-bottom:.4em}',
@@ -453,7 +455,7 @@
     '.vae-explorer-pixels{image-rendering:pixelated}',
     '.vae-explorer-title{font-size:.9em;margin-bottom:.2em}',
     '.vae-explorer-readout{font-family:monospace;font-size:.9em;margin:.5em 0;white-space:pre-wrap}',
-    '.vae-explorer figcaption{font-size:.9em;opacity:.85}',
+    '.vae-explorer figcaption{font-size:.9em;color:#444;text-align:left;margin-top:.3em}',
     '.vae-explorer-legend{display:flex;flex-wrap:wrap;gap:.2em .9em;font-size:.85em}',
     '.vae-explorer-legend i{display:inline-block;width:1.4em;height:0;border-top-width:3px;margin-right:.3em;',
     'vertical-align:middle}',
