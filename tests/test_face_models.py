@@ -120,6 +120,13 @@ def test_factor_sweep_varies_one_factor_per_block():
         assert torch.allclose(block[:, others], torch.tensor(face_analysis.MIDPOINTS)[others].expand(5, 3))
 
 
+def test_closest_face_measures_each_factor_in_units_of_its_range():
+    factors = torch.tensor([[30.0, 0.0, 0.5, 0.75], [0.0, 0.9, 0.5, 0.75]])
+    # 10 degrees of tilt is 1/7 of its range, 0.5 of smile 1/4 of its: the first row is closer
+    assert face_analysis.closest_face(factors, [20.0, 0.4, 0.5, 0.75]) == 0
+    assert face_analysis.closest_face(factors, [10.0, 0.8, 0.5, 0.75]) == 1
+
+
 def test_pixels_changed_is_reproducible_and_ranks_tilt_first():
     count, square = face_analysis.pixels_changed(200, generator=gen(1))
     again, _ = face_analysis.pixels_changed(200, generator=gen(1))
@@ -136,6 +143,9 @@ def test_fit_factor_reads_rendered_factors_back():
         assert torch.allclose(face_analysis.fit_factor(images[block], v[block], name), v[block, k], atol=1e-6)
     with pytest.raises(ValueError, match="factor"):
         face_analysis.fit_factor(images, v, "nose")
+    start = v.clone()
+    start[:, 1] = 0.0  # a wrong smile to start from: the sweep reads every factor back
+    assert torch.allclose(face_analysis.read_factors(images, start), v, atol=1e-6)
 
 
 def test_latent_slice_decodes_the_plane_of_the_full_model(model_6d, faces):

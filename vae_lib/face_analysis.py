@@ -1,13 +1,15 @@
 """What chapter 7 computes with its face VAEs: codes against factors, traversals, edits, variants and blur.
 
 * :func:`factor_sweep` — factor vectors that vary one factor at a time (the chapter's first figure);
+  :func:`closest_face` — the face whose factors are nearest to given ones;
 * :func:`pixels_changed` — how many pixels each factor moves when it is redrawn: its visual weight;
 * :func:`posterior_means`, :func:`latent_report` — μ_φ(x) of a set of faces and how each latent dimension relates to
   each true factor (correlations, mutual information, MIG, axis labels, KL per dimension);
 * :func:`latent_slice` — a 2-D slice through a larger latent space, as a VAE with L = 2 (for the latent explorer);
 * :func:`traversals`, :func:`shift_dimension`, :func:`posterior_variants` — decode one latent dimension at a time,
   move a face along one dimension, and decode draws z ~ q_φ(z|x) (seed 001's "option 2");
-* :func:`fit_factor` — read a factor back from an image by rendering candidates (the faces' ground truth);
+* :func:`fit_factor`, :func:`read_factors` — read factors back from an image by rendering candidates (the faces'
+  ground truth);
 * :func:`decoder_views`, :func:`neighbour_average`, :func:`gaussian_fixed_views` — why the decoder's mean is blurry:
   mean, mode and per-pixel samples of p_θ(x|z); the average of the faces encoded near z, which the mean estimates;
   the same with a fixed-σ Gaussian.
@@ -30,6 +32,7 @@ from .networks import ConvDecoder
 __all__ = [
     "DecoderViews",
     "LatentReport",
+    "closest_face",
     "decoder_views",
     "factor_sweep",
     "fit_factor",
@@ -40,6 +43,7 @@ __all__ = [
     "neighbour_average",
     "posterior_means",
     "posterior_variants",
+    "read_factors",
     "shift_dimension",
     "traversals",
 ]
@@ -78,6 +82,16 @@ def factor_sweep(n_steps: int = 7, base: Sequence[float] = MIDPOINTS) -> Tensor:
         block[:, k] = torch.linspace(lo, hi, n_steps)
         blocks.append(block)
     return torch.cat(blocks)
+
+
+def closest_face(factors: Tensor, target: Sequence[float]) -> int:
+    """The row of factors (N, 4) closest to ``target`` (4 values), each factor measured in units of its range."""
+    v = as_tensor("factors", factors, ndim=2)
+    t = as_tensor("target", list(target), ndim=1)
+    if v.shape[1] != len(FACTOR_NAMES) or t.shape != (len(FACTOR_NAMES),):
+        raise ValueError(f"factors (N, 4) and target (4,) must hold one value per factor {FACTOR_NAMES}")
+    span = torch.tensor([hi - lo for lo, hi in FACTOR_RANGES])
+    return int((((v - t) / span) ** 2).sum(1).argmin())
 
 
 def pixels_changed(n: int, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -256,6 +270,16 @@ def fit_factor(images: Tensor, factors: Tensor, factor: str, n_grid: int = 141) 
     rendered = render_faces(candidates.reshape(-1, 4)).reshape(v.shape[0], n_grid, -1)  # (B, G, D)
     error = (rendered - x[:, None, :]).pow(2).sum(-1)  # (B, G)
     return grid[error.argmin(1)]
+
+
+def read_factors(images: Tensor, start: Tensor, n_grid: int = 71) -> Tensor:
+    """All four factors read back from each image: one sweep of :func:`fit_factor` over smile, tilt, eyes and width
+    (in that order), each fitted with the others at their latest estimates, starting from ``start`` (B, 4) (e.g.
+    the original face's factors when the images are edits of it). Returns (B, 4) in FACTOR_NAMES order."""
+    v = as_tensor("start", start, ndim=2).clone()
+    for name in ("smile", "tilt", "eyes", "width"):
+        v[:, _factor_index(name)] = fit_factor(images, v, name, n_grid)
+    return v
 
 
 # ---------------------------------------------------------------------------------------------------------
