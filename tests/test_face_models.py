@@ -193,6 +193,16 @@ def test_decoder_views_and_posterior_variants(model_6d, faces):
     assert variants.shape == (4, 1024)
 
 
+def test_binned_means_average_the_codes_in_each_bin():
+    codes = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 6.0]])
+    factor = torch.tensor([-10.0, -5.0, 5.0, 40.0])
+    means = face_analysis.binned_means(codes, factor, [-20.0, 0.0, 20.0, 30.0])
+    assert torch.equal(means[:2], torch.tensor([[2.0, 1.0], [5.0, 4.0]]))
+    assert means[2].isnan().all()  # no face in [20, 30); the face at 40 is outside every bin
+    with pytest.raises(ValueError, match="edges"):
+        face_analysis.binned_means(codes, factor, [1.0, 0.0])
+
+
 def test_neighbour_average_averages_the_nearest_faces():
     codes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [0.1, 0.1]])
     images = torch.tensor([1.0, 10.0, 100.0, 1000.0])[:, None].repeat(1, 3)  # face n is all 10^n

@@ -3,8 +3,9 @@
 * :func:`factor_sweep` — factor vectors that vary one factor at a time (the chapter's first figure);
   :func:`closest_face` — the face whose factors are nearest to given ones;
 * :func:`pixels_changed` — how many pixels each factor moves when it is redrawn: its visual weight;
-* :func:`posterior_means`, :func:`latent_report` — μ_φ(x) of a set of faces and how each latent dimension relates to
-  each true factor (correlations, mutual information, MIG, axis labels, KL per dimension);
+* :func:`posterior_means`, :func:`latent_report`, :func:`binned_means` — μ_φ(x) of a set of faces and how each latent
+  dimension relates to each true factor (correlations, mutual information, MIG, axis labels, KL per dimension; the
+  mean code per bin of a factor);
 * :func:`latent_slice` — a 2-D slice through a larger latent space, as a VAE with L = 2 (for the latent explorer);
 * :func:`traversals`, :func:`shift_dimension`, :func:`posterior_variants` — decode one latent dimension at a time,
   move a face along one dimension, and decode draws z ~ q_φ(z|x) (seed 001's "option 2");
@@ -32,6 +33,7 @@ from .networks import ConvDecoder
 __all__ = [
     "DecoderViews",
     "LatentReport",
+    "binned_means",
     "closest_face",
     "decoder_views",
     "factor_sweep",
@@ -152,6 +154,26 @@ def latent_report(model: VAE, images: Tensor, factors: Tensor, bins: int = 20) -
                         mig=mutual_information_gap(codes, factors, bins), axes=axis_factor_table(codes, factors,
                                                                                                    FACTOR_NAMES),
                         kl_per_dimension=kl.double())
+
+
+def binned_means(codes: Tensor, factor: Tensor, edges: Sequence[float]) -> Tensor:
+    """The mean code of the faces whose factor value lies in each bin [edges[i], edges[i+1]): (len(edges) − 1, L).
+
+    Shows how a code depends on a factor beyond a correlation (a non-monotone dependence, for instance). A bin
+    without faces gives NaN.
+    """
+    z = as_tensor("codes", codes, ndim=2)
+    v = as_tensor("factor", factor, ndim=1)
+    if v.shape[0] != z.shape[0]:
+        raise ValueError(f"codes and factor must have one row per face, got {z.shape[0]} and {v.shape[0]}")
+    e = [float(x) for x in edges]
+    if len(e) < 2 or any(b <= a for a, b in zip(e[:-1], e[1:], strict=True)):
+        raise ValueError(f"edges must be at least two increasing values, got {edges!r}")
+    rows = []
+    for lo, hi in zip(e[:-1], e[1:], strict=True):
+        inside = (v >= lo) & (v < hi)
+        rows.append(z[inside].mean(0) if inside.any() else torch.full((z.shape[1],), float("nan")))
+    return torch.stack(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------

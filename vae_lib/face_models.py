@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
-REGENERATE_HINT = "run `python tools/train_faces.py` from the repository root (about 20 minutes on one CPU thread)"
+REGENERATE_HINT = "run `python tools/train_faces.py` from the repository root (10 to 25 minutes on one CPU thread)"
 CHANNELS = (16, 32, 64)  # the convolutional networks' feature maps (about 60,000 parameters, 0.24 MB a model)
 REFERENCE_FACES = 64  # the reference number is computed on the first 64 test faces
 

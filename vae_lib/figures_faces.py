@@ -24,14 +24,17 @@ _DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 # blue (negative) – white – orange (positive): the Okabe–Ito blue and orange, distinguishable in every common CVD
 _DIVERGING = [[0.0, "#0072B2"], [0.5, "#FFFFFF"], [1.0, "#E69F00"]]
 _SEQUENTIAL = [[0.0, "#FFFFFF"], [1.0, "#0072B2"]]
+_GRAY = [[0.0, "#000000"], [1.0, "#FFFFFF"]]  # pixel level 0 black, 15 white
 
 
 def face_grid_figure(panels: Mapping[str, Tensor], *, title: str, per_row: int = 7,
                      value_range: tuple[float, float] = (0.0, FACE_LEVELS - 1)) -> go.Figure:
-    """Panels of 32×32 faces (one panel per entry, each (N, 1024) or (N, 1, 32, 32)), in pixel levels 0 … 15."""
+    """Panels of 32×32 faces (one panel per entry, each (N, 1024) or (N, 1, 32, 32)), in pixel levels 0 … 15, drawn
+    as stored: 0 black (the background), 15 white (the head), as the latent explorers' ``gray`` colormap."""
     flat = {name: _np(images).reshape(-1, FACE_SIZE * FACE_SIZE) for name, images in panels.items()}
     fig = image_grid_figure(flat, shape=(FACE_SIZE, FACE_SIZE), per_row=per_row, value_range=value_range,
                             title=title)
+    fig.update_traces(colorscale=_GRAY)
     fig.update_layout(height=150 * len(flat) + 90)
     return fig
 
