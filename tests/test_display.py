@@ -183,3 +183,20 @@ def test_float64_arrays_reach_the_page_as_float32():
     small = compact_arrays({"data": [{"x": x, "n": np.arange(3), "s": "text"}]})
     assert small["data"][0]["x"].dtype == np.float32 and small["data"][0]["n"].dtype == np.arange(3).dtype
     assert np.abs(small["data"][0]["x"] - x).max() < 1e-7 and small["data"][0]["s"] == "text"
+
+
+def test_image_grids_carry_bytes_with_white_gaps_between_tiles():
+    import numpy as np
+    import torch
+
+    from vae_lib.figures import GAP, image_grid_figure
+
+    images = torch.linspace(0.0, 16.0, 3 * 4).reshape(3, 4)  # three 2×2 images
+    fig = image_grid_figure({"a": images}, shape=(2, 2), per_row=2, value_range=(0.0, 16.0), title="t")
+    z = np.asarray(fig.data[0].z)
+    assert z.dtype == np.uint8 and z.shape == (2 * 3 - 1, 2 * 3 - 1)
+    assert (z[2] == GAP).all() and (z[:, 2] == GAP).all() and (z[3:, 3:] == GAP).all()  # gaps and the empty slot
+    back = z[:2, :2].astype(float) / (GAP - 1) * 16.0  # the first image, row-major
+    assert np.abs(back.reshape(-1) - images[0].numpy()).max() <= 16.0 / (GAP - 1) / 2 + 1e-9
+    scale = fig.data[0].colorscale
+    assert scale[-1][1] == scale[-2][1] == "#FFFFFF" and scale[-2][0] == (GAP - 1) / GAP  # only the gap is white-banded

@@ -74,28 +74,52 @@ def latent_scatter_figure(codes: Mapping[str, Tensor], labels: Tensor, *, title:
     return fig
 
 
+GAP = 255  # the blank pixels between tiles of an image grid (levels 0 … 254 carry the image)
+
+
+def _gap_colorscale(colorscale: str | list) -> list:
+    """The colour scale over 0 … 254 followed by a white band for ``GAP`` (the tiles' separating pixels)."""
+    from plotly.colors import get_colorscale
+
+    stops = get_colorscale(colorscale) if isinstance(colorscale, str) else colorscale
+    top = (GAP - 1) / GAP
+    return [[float(p) * top, c] for p, c in stops] + [[top, "#FFFFFF"], [1.0, "#FFFFFF"]]
+
+
 def image_grid_figure(images: Mapping[str, Tensor], *, shape: tuple[int, int] = (8, 8), per_row: int = 10,
-                      value_range: tuple[float, float] = (0.0, 16.0), title: str) -> go.Figure:
-    """Panels of small images (one panel per entry, each (N, H·W)) tiled with a one-pixel gap."""
+                      value_range: tuple[float, float] = (0.0, 16.0), title: str,
+                      colorscale: str | list = "Greys") -> go.Figure:
+    """Panels of small images (one panel per entry, each (N, H·W)) tiled with a one-pixel gap.
+
+    The page gets each image as bytes: levels 0 … 254 over ``value_range`` (1/254 of the range, far below what a
+    grey level shows) and 255 for the gaps, drawn white; a quarter of the weight of float32 pixels.
+    """
     names = list(images)
     h, w = shape
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if not lo < hi:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
     fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12)
+    ticks = np.linspace(lo, hi, 5)
     for row, name in enumerate(names, start=1):
         imgs = _np(images[name]).reshape(-1, h, w)
+        levels = np.clip(np.round((imgs - lo) / (hi - lo) * (GAP - 1)), 0, GAP - 1).astype(np.uint8)
         n_rows = int(np.ceil(len(imgs) / per_row))
-        canvas = np.full((n_rows * (h + 1) - 1, per_row * (w + 1) - 1), np.nan)
-        for k, img in enumerate(imgs):
+        canvas = np.full((n_rows * (h + 1) - 1, per_row * (w + 1) - 1), GAP, dtype=np.uint8)
+        for k, img in enumerate(levels):
             r, c = divmod(k, per_row)
             canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
-        fig.add_trace(go.Heatmap(z=canvas, colorscale="Greys", zmin=value_range[0], zmax=value_range[1],
-                                 showscale=row == 1, colorbar=dict(title="pixel level"), hoverinfo="skip"),
+        fig.add_trace(go.Heatmap(z=canvas, colorscale=_gap_colorscale(colorscale), zmin=0, zmax=GAP,
+                                 showscale=row == 1, hoverinfo="skip",
+                                 colorbar=dict(title="pixel level", len=min(1.0, 1.2 / len(names)), y=1.0,
+                                               yanchor="top", tickvals=(ticks - lo) / (hi - lo) * (GAP - 1),
+                                               ticktext=[f"{t:g}" for t in ticks])),
                       row=row, col=1)
         fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{row if row > 1 else ''}",
                          row=row, col=1)
         fig.update_xaxes(showticklabels=False, row=row, col=1)
     fig.update_layout(title=title, height=170 * len(names) + 80, plot_bgcolor="white")
     return fig
-
 
 
 def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, log_px: Tensor, *,

@@ -33,8 +33,7 @@ def face_grid_figure(panels: Mapping[str, Tensor], *, title: str, per_row: int =
     as stored: 0 black (the background), 15 white (the head), as the latent explorers' ``gray`` colormap."""
     flat = {name: _np(images).reshape(-1, FACE_SIZE * FACE_SIZE) for name, images in panels.items()}
     fig = image_grid_figure(flat, shape=(FACE_SIZE, FACE_SIZE), per_row=per_row, value_range=value_range,
-                            title=title)
-    fig.update_traces(colorscale=_GRAY)
+                            title=title, colorscale=_GRAY)
     fig.update_layout(height=150 * len(flat) + 90)
     return fig
 
