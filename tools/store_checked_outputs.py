@@ -4,8 +4,9 @@ Usage: python tools/store_checked_outputs.py book/01_latent_variable_models.ipyn
 
 Cells marked ``# NBVAL_CHECK_OUTPUT`` keep their (small, rounded) text output: that is what
 ``pytest --nbval-lax`` compares a fresh run against, so a wrong number fails CI. Every other output
-(figures, widgets, progress bars) is dropped, and so are the cells' execution timestamps: the book build executes the notebooks anyway, and stored
-figures would bloat the repository. Execution counts stay: nbval skips cells it considers unrun.
+(figures, widgets, progress bars) is dropped, and so are the cells' execution timestamps: the book build executes
+the notebooks anyway, and stored figures would bloat the repository. Execution counts stay: nbval skips cells it
+considers unrun.
 """
 
 from __future__ import annotations

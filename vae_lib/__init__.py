@@ -22,8 +22,9 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.rate_distortion` — the ELBO as −(distortion + rate), the β-objective (chapter 5);
 * :mod:`vae_lib.networks` — the fully connected and convolutional networks a VAE wraps; :mod:`vae_lib.checkpoint` —
   checkpoints verified by SHA-256 (chapter 7);
-* :mod:`vae_lib.faces`, :mod:`vae_lib.disentanglement` — faces rendered with known factors, and how much each latent
-  dimension tells about each factor (chapter 7);
+* :mod:`vae_lib.faces`, :mod:`vae_lib.disentanglement`, :mod:`vae_lib.face_models`, :mod:`vae_lib.face_analysis`,
+  :mod:`vae_lib.axes` — faces rendered with known factors, how much each latent dimension tells about each factor,
+  the chapter's checkpointed models, traversals and edits, and what rotating the latent space costs (chapter 7);
 * :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
 * :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
   :mod:`vae_lib.display` —
