@@ -348,7 +348,8 @@ def test_estimator_explorer_in_the_page(open_page, estimator):
     page.keyboard.press("ArrowLeft")
     assert_page_matches(page, estimator, {"f": 0, "sigma": 1})
     assert page.inner_text(".vae-explorer-control output") == "0.5"  # the slider shows σ, not its index
-    assert page.locator(".vae-explorer-plot").nth(1).locator("rect[fill-opacity], g[fill-opacity] rect").count() > 0
+    bars = page.locator(".vae-explorer-plot").nth(1).locator("path[fill-opacity]")  # one path per histogram
+    assert bars.count() == 2 and all(bars.nth(k).get_attribute("d").count("Z") == 40 for k in range(2))
     assert not errors
 
 
