@@ -21,18 +21,19 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("live_probe.py")
-LIVE_CELL = re.compile(r"^live\s*=\s*[\w.]*?(\w*explorer)\(.*\.live\(\)", re.MULTILINE | re.DOTALL)
+LIVE_CELL = re.compile(r"^(\w+)\s*=\s*(?:[\w.]*?(\w*explorer)\()?.*?\.live\(\)", re.MULTILINE | re.DOTALL)
 
 
-def live_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
-    """(cell index, kind) of each cell that builds a live explorer as ``live = ...``."""
+def live_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str, str]]:
+    """(cell index, kind, variable) of each cell that builds a live explorer as ``name = ....live()``."""
     found = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or "remove-output" not in cell.metadata.get("tags", []):
             continue
         match = LIVE_CELL.search(cell.source)
         if match:
-            found.append((index, match.group(1).removesuffix("_explorer")))
+            kind = match.group(2).removesuffix("_explorer") if match.group(2) else f"cell {index}"
+            found.append((index, kind, match.group(1)))
     return found
 
 
@@ -53,12 +54,12 @@ def measure_chapter(path: Path, n_moves: int, threads: int = 1, profile: bool = 
     client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     results, done = [], 0
     with client.setup_kernel():
-        for index, kind in targets:
+        for index, kind, variable in targets:
             for k in range(done, index + 1):
                 client.execute_cell(nb.cells[k], k)
             done = index + 1
             source = (PROBE.read_text(encoding="utf-8") + f"\ntorch.set_num_threads({threads})\n"
-                      f"print(json.dumps(probe(live, {kind!r}, {n_moves}, profile={profile})))\n")
+                      f"print(json.dumps(probe({variable}, {kind!r}, {n_moves}, profile={profile})))\n")
             probe_cell = nbformat.v4.new_code_cell(source)
             nb.cells.append(probe_cell)  # after every chapter cell, so the chapter's own indices stay put
             client.execute_cell(probe_cell, len(nb.cells) - 1)

@@ -1,10 +1,10 @@
 """The explorer runtime in Chromium against Python, explorer by explorer (no book build needed).
 
 Each explorer's static HTML (``Explorer.html()``, the runtime inline, as a notebook output carries it) is opened in
-Debian's headless Chromium; the page runs the explorer's program itself. Its values must equal Python's run of the
-same program on the same (int8) weights (:meth:`Explorer.evaluate`) for the latent explorers of an MLP VAE, an
-autoencoder, a VQ-VAE and a convolutional VAE, and for the drawing pad; the full-precision model is within the
-quantisation error of both.
+Debian's headless Chromium; the page runs the explorer's program itself (its networks in float32). Its values must
+equal Python's run of the same program on the same (int8) weights (:meth:`Explorer.evaluate`) for the latent
+explorers of an MLP VAE, an autoencoder, a VQ-VAE and a convolutional VAE, and for the drawing pad; the full-
+precision model is within the quantisation error of both.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def test_the_page_decodes_what_python_decodes(page, tmp_path, kind):
         got = page_values(page, {"z1": z1, "z2": z2}, ["image"])["image"]
         python = flat(explorer.evaluate({"z1": z1, "z2": z2})["image"])
         exact = flat(explorer.evaluate({"z1": z1, "z2": z2}, exact=True)["image"])
-        assert got == pytest.approx(python, abs=1e-9), "the page and Python run the same weights differently"
+        assert got == pytest.approx(python, abs=1e-4), "the page and Python run the same weights differently"
         assert got == pytest.approx(exact, abs=0.1), "the page's int8 weights are too far from the model"
     assert page.errors == []
 
@@ -98,9 +98,9 @@ def test_the_drawing_pad_computes_pythons_elbo(page, tmp_path):
         got = page_values(page, {"x": row.tolist()}, names)
         python = pad.evaluate({"x": row[None]})
         for name in ("kl", "reconstruction", "elbo"):
-            assert got[name] == pytest.approx(python[name], abs=1e-9), name
+            assert got[name] == pytest.approx(python[name], abs=1e-4), name
         for name in ("mu", "log_var", "recon"):
-            assert got[name] == pytest.approx(flat(python[name]), abs=1e-9), name
+            assert got[name] == pytest.approx(flat(python[name]), abs=1e-4), name
     readout = page.evaluate("() => document.querySelector('[aria-live]').textContent")
     assert f"ELBO = {got['elbo']:.2f}".replace("-", "\u2212") in readout
     assert json.loads(page.evaluate("() => document.querySelector('.vae-explorer').dataset.values"))["kl"] == \
