@@ -497,11 +497,11 @@ def test_drawing_pad_encodes_what_the_mouse_draws(browser, server, chapter):
     assert sum(got["x"]) > 50 and all(float(p).is_integer() and 0 <= p <= 16 for p in got["x"])
     spec = _spec(page, index)
     ref = torch_program(spec["spec"], spec["data"], {"x": [got["x"]]})
-    assert got["mu"] == pytest.approx(ref["mu"].flatten().tolist(), abs=1e-6)
+    assert got["mu"] == pytest.approx(ref["mu"].flatten().tolist(), abs=1e-4)  # the page runs networks in float32
     assert max(got["ellipse1"]["x"]) == pytest.approx(ref["ellipse1"]["x_max"], abs=1e-3)
     for key in ("kl", "reconstruction", "elbo"):
-        assert got[key] == pytest.approx(ref[key], abs=1e-6), key
-    assert got["recon"] == pytest.approx(ref["recon"].flatten().tolist(), abs=1e-6)
+        assert got[key] == pytest.approx(ref[key], abs=1e-3), key
+    assert got["recon"] == pytest.approx(ref["recon"].flatten().tolist(), abs=1e-4)
     assert got["elbo"] != cleared["elbo"]
     readout = host.query_selector("[aria-live]").text_content()
     assert f"ELBO = {got['elbo']:.2f}".replace("-", "\u2212") in readout, readout
