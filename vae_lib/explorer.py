@@ -708,7 +708,7 @@ def explorer_runtime() -> str:
 def _jsonable(value: object) -> object:
     if isinstance(value, Tensor):
         m = _matrix(value)
-        return {"rows": m.shape[0], "cols": m.shape[1], "d": [float(v) for v in m.flatten()]}
+        return {"rows": m.shape[0], "cols": m.shape[1], "d": m.flatten().tolist()}  # tolist: one C call
     if isinstance(value, (np.floating, np.integer)):
         return float(value)
     if isinstance(value, dict):

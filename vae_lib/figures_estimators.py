@@ -69,7 +69,7 @@ def _setting(name: str, sigma: float, exact: float, estimates: Mapping[int, tupl
 
 
 def estimator_explorer(comparison: EstimatorComparison, *, bins: int = 40, start_function: str | None = None,
-                       start_sigma: float | None = None, live_repeats: int = 2000, seed: int = 0,
+                       start_sigma: float | None = None, live_repeats: int = 1000, seed: int = 0,
                        title: str = "Estimator explorer: score function against reparameterization") -> Explorer:
     """The estimator explorer over a precomputed :class:`vae_lib.estimators.EstimatorComparison`.
 
