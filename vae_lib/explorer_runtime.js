@@ -416,7 +416,10 @@
   };
   Plot.prototype.bars = function (key, centres, heights, width, colour) {  // all bars of a series: one path
     var node = this.nodes[key], d = '', y1 = this.py(0);
-    if (!node) { node = this.nodes[key] = svg('path', { fill: colour, 'fill-opacity': 0.6 }, this.layers); }
+    if (!node) {  // crisp edges: axis-aligned rectangles need no anti-aliasing (a cheaper paint)
+      node = this.nodes[key] = svg('path', { fill: colour, 'fill-opacity': 0.6, 'shape-rendering': 'crispEdges' },
+                                   this.layers);
+    }
     for (var i = 0; i < centres.length; i++) {
       var x0 = this.px(centres[i] - width / 2), x1 = this.px(centres[i] + width / 2), y0 = this.py(heights[i]);
       d += 'M' + x0.toFixed(2) + ',' + y1.toFixed(2) + 'H' + x1.toFixed(2) + 'V' + y0.toFixed(2) + 'H' + x0.toFixed(2) + 'Z';
@@ -508,6 +511,7 @@
     var controls = el('div', { class: 'vae-explorer-controls' }, fig);
     var body = el('div', { class: 'vae-explorer-panels' }, fig);
     var readout = el('p', { class: 'vae-explorer-readout', 'aria-live': 'polite', id: uid + '-readout' }, fig);
+    var readoutHeight = 0;
     el('figcaption', { id: uid + '-cap' }, fig).textContent = spec.caption || spec.title;
     var inputs = {};
 
@@ -707,6 +711,10 @@
         });
       });
       readout.textContent = format(spec.readout, values);
+      // the readout only grows: a line fewer would shrink the explorer and lay out the whole page below it again
+      // (a 30 ms frame on a long chapter)
+      var tall = readout.offsetHeight;
+      if (tall > readoutHeight) { readoutHeight = tall; readout.style.minHeight = tall + 'px'; }
       fig.dataset.values = JSON.stringify(summary());
     }
     function summary() {  // the numbers a test or a screen reader may want, as plain JSON
