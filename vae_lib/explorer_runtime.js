@@ -511,7 +511,7 @@
     var controls = el('div', { class: 'vae-explorer-controls' }, fig);
     var body = el('div', { class: 'vae-explorer-panels' }, fig);
     var readout = el('p', { class: 'vae-explorer-readout', 'aria-live': 'polite', id: uid + '-readout' }, fig);
-    var readoutHeight = 0;
+    var readoutHeight = 0, readoutChars = -1;
     el('figcaption', { id: uid + '-cap' }, fig).textContent = spec.caption || spec.title;
     var inputs = {};
 
@@ -710,11 +710,16 @@
           }
         });
       });
-      readout.textContent = format(spec.readout, values);
+      var text = format(spec.readout, values);
+      readout.textContent = text;
       // the readout is size-contained (CSS contain: strict), so new text repaints only itself, not the explorer's
-      // plots (a chapter 4 frame: 18 ms of pre-paint and paint -> 6 ms); its height follows its text, growing only
-      var tall = readout.scrollHeight;
-      if (tall > readoutHeight) { readoutHeight = tall; readout.style.height = tall + 'px'; }
+      // plots (a chapter 4 frame: 18 ms of pre-paint and paint -> 6 ms); its height follows its text, growing only,
+      // and is measured (a forced layout) only when the text is longer than any before
+      if (text.length > readoutChars) {
+        readoutChars = text.length;
+        var tall = readout.scrollHeight;
+        if (tall > readoutHeight) { readoutHeight = tall; readout.style.height = tall + 'px'; }
+      }
       fig.dataset.values = JSON.stringify(summary());
     }
     function summary() {  // the numbers a test or a screen reader may want, as plain JSON
