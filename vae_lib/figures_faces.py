@@ -68,18 +68,25 @@ def table_heatmaps_figure(tables: Mapping[str, Tensor], *, row_labels: Sequence[
     return fig
 
 
-def rotation_cost_figure(angles_deg: Sequence[float], curves: Mapping[str, Tensor], *, title: str,
-                         y_title: str = "nats per image") -> go.Figure:
-    """Curves over the rotation angle θ in degrees, one per entry (costs or ELBO changes, nats per image)."""
-    x = [float(a) for a in angles_deg]
+def _line_figure(x: list[float], curves: Mapping[str, Tensor], argument: str, per: str) -> go.Figure:
+    """One line with markers per entry over x, in the chapter's colour-blind-safe colours and dashes; each entry must
+    have one value per x (``argument`` and ``per`` name them in the error)."""
     fig = go.Figure()
     for k, (name, values) in enumerate(curves.items()):
         y = _np(values).reshape(-1)
         if y.shape != (len(x),):
-            raise ValueError(f"curves[{name!r}] must have one value per angle ({len(x)}), got shape {y.shape}")
+            raise ValueError(f"{argument}[{name!r}] must have one value per {per} ({len(x)}), got shape {y.shape}")
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers",
                                  line=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)], width=2.5,
                                            dash=_DASHES[k % len(_DASHES)])))
+    return fig
+
+
+def rotation_cost_figure(angles_deg: Sequence[float], curves: Mapping[str, Tensor], *, title: str,
+                         y_title: str = "nats per image") -> go.Figure:
+    """Curves over the rotation angle θ in degrees, one per entry (costs or ELBO changes, nats per image)."""
+    x = [float(a) for a in angles_deg]
+    fig = _line_figure(x, curves, "curves", "angle")
     fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
     fig.update_xaxes(title_text="rotation angle θ  [degrees]", tickvals=x)
     fig.update_yaxes(title_text=y_title)
@@ -92,14 +99,7 @@ def factor_readout_figure(shifts: Sequence[float], readouts: Mapping[str, Tensor
     """Lines of a quantity read back from edited images against the edit's size, one per entry (e.g. per factor,
     each on a common scale)."""
     x = [float(s) for s in shifts]
-    fig = go.Figure()
-    for k, (name, values) in enumerate(readouts.items()):
-        y = _np(values).reshape(-1)
-        if y.shape != (len(x),):
-            raise ValueError(f"readouts[{name!r}] must have one value per shift ({len(x)}), got shape {y.shape}")
-        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers",
-                                 line=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)], width=2.5,
-                                           dash=_DASHES[k % len(_DASHES)])))
+    fig = _line_figure(x, readouts, "readouts", "shift")
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)
     fig.update_layout(title=title, height=400, legend=dict(orientation="h", y=-0.25), plot_bgcolor="white")
