@@ -118,31 +118,63 @@
                   }
                 }
               }
-              for (co = 0; co < s[0]; co++) {
-                var acc3 = b[co], wOff3 = co * Ci2 * 9;
-                for (var q3 = 0; q3 < n; q3++) { acc3 += W[wOff3 + widx[q3]] * vals[q3]; }
-                out[(co * Ho + oy) * Wo + ox] = acc3;
+              var sw = Ci2 * 9, so = Ho * Wo, op3 = oy * Wo + ox;
+              for (co = 0; co + 3 < s[0]; co += 4) {  // four output maps at a time: independent sums, each in order
+                var t0 = b[co], t1 = b[co + 1], t2 = b[co + 2], t3 = b[co + 3], v0 = co * sw;
+                for (var q3 = 0; q3 < n; q3++) {
+                  var g = v0 + widx[q3], val = vals[q3];
+                  t0 += W[g] * val; t1 += W[g + sw] * val; t2 += W[g + 2 * sw] * val; t3 += W[g + 3 * sw] * val;
+                }
+                var oo = co * so + op3;
+                out[oo] = t0; out[oo + so] = t1; out[oo + 2 * so] = t2; out[oo + 3 * so] = t3;
+              }
+              for (; co < s[0]; co++) {
+                var acc3 = b[co], wOff3 = co * sw;
+                for (var q4 = 0; q4 < n; q4++) { acc3 += W[wOff3 + widx[q4]] * vals[q4]; }
+                out[co * so + op3] = acc3;
               }
             }
           }
-        } else {  // conv: 3x3, stride 1, padding 1; per position, the 3x3 patch of every input map, dotted with
-          // each output map's weights (contiguous, so the inner loop runs from the cache)
-          var H = os[1], Wd = os[2], Ci = s[1], P = Ci * 9, patch = new Float32Array(P);
-          for (y = 0; y < H; y++) {
-            for (x = 0; x < Wd; x++) {
-              for (ci = 0; ci < Ci; ci++) {
-                for (ky = 0; ky < 3; ky++) {
-                  var yy = y + ky - 1, base = ci * 9 + ky * 3;
-                  for (kx = 0; kx < 3; kx++) {
-                    var xx = x + kx - 1;
-                    patch[base + kx] = (yy < 0 || yy >= H || xx < 0 || xx >= Wd) ? 0 : h[(ci * H + yy) * Wd + xx];
-                  }
+        } else {  // conv: 3x3, stride 1, padding 1. Per pair of positions (x, x + 1) the 3x3 patches of every input
+          // map are gathered, then four output maps at a time are dotted with both: eight independent sums share
+          // each weight and patch value (a third of the time of one sum at a time; each sum keeps its order)
+          var H = os[1], Wd = os[2], Ci = s[1], Co = s[0], P = Ci * 9, st = H * Wd;
+          var pa = new Float32Array(P), pb = new Float32Array(P);
+          var gather = function (patch, y, x) {
+            for (var ci = 0; ci < Ci; ci++) {
+              for (var ky = 0; ky < 3; ky++) {
+                var yy = y + ky - 1, base = ci * 9 + ky * 3, row = (ci * H + yy) * Wd, inside = yy >= 0 && yy < H;
+                for (var kx = 0; kx < 3; kx++) {
+                  var xx = x + kx - 1;
+                  patch[base + kx] = (!inside || xx < 0 || xx >= Wd) ? 0 : h[row + xx];
                 }
               }
-              for (co = 0; co < s[0]; co++) {
-                var acc2 = b[co], wo = co * P;
-                for (var q = 0; q < P; q++) { acc2 += W[wo + q] * patch[q]; }
-                out[(co * H + y) * Wd + x] = acc2;
+            }
+          };
+          for (y = 0; y < H; y++) {
+            for (x = 0; x < Wd; x += 2) {
+              var two = x + 1 < Wd, o = y * Wd + x;
+              gather(pa, y, x);
+              if (two) { gather(pb, y, x + 1); }
+              for (co = 0; co + 3 < Co; co += 4) {
+                var a0 = b[co], a1 = b[co + 1], a2 = b[co + 2], a3 = b[co + 3];
+                var c0 = a0, c1 = a1, c2 = a2, c3 = a3, w0 = co * P, w1 = w0 + P, w2 = w1 + P, w3 = w2 + P;
+                for (var q = 0; q < P; q++) {
+                  var p = pa[q], r = pb[q], u0 = W[w0 + q], u1 = W[w1 + q], u2 = W[w2 + q], u3 = W[w3 + q];
+                  a0 += u0 * p; a1 += u1 * p; a2 += u2 * p; a3 += u3 * p;
+                  c0 += u0 * r; c1 += u1 * r; c2 += u2 * r; c3 += u3 * r;
+                }
+                var oc = co * st + o;
+                out[oc] = a0; out[oc + st] = a1; out[oc + 2 * st] = a2; out[oc + 3 * st] = a3;
+                if (two) {
+                  out[oc + 1] = c0; out[oc + st + 1] = c1; out[oc + 2 * st + 1] = c2; out[oc + 3 * st + 1] = c3;
+                }
+              }
+              for (; co < Co; co++) {  // the last Co mod 4 maps
+                var e0 = b[co], e1 = e0, we = co * P;
+                for (var q2 = 0; q2 < P; q2++) { e0 += W[we + q2] * pa[q2]; e1 += W[we + q2] * pb[q2]; }
+                out[co * st + o] = e0;
+                if (two) { out[co * st + o + 1] = e1; }
               }
             }
           }
