@@ -1,6 +1,7 @@
-"""Shared test settings: a deterministic hypothesis profile that writes nothing into the work tree.
+"""Shared test settings: a deterministic hypothesis profile that writes nothing into the work tree, and the one
+Chromium every ``browser``-marked test uses (found by ``tests/browsers.py``).
 
-The ``slow`` marker is registered in pyproject.toml ([tool.pytest.ini_options] markers).
+The ``slow`` and ``browser`` markers are registered in pyproject.toml ([tool.pytest.ini_options] markers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import tempfile
 # they start inherit this. Oversubscribed torch threads slowed small trainings by an order of magnitude under load.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import browsers  # noqa: E402  (tests/browsers.py: this folder is on sys.path while pytest loads its conftest)
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -32,3 +35,18 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("vae_lib")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A browser test without a Chromium skips (one line: how to get one), or fails under CI=true, before any of
+    its fixtures (a book build, a JupyterLab server) starts."""
+    if item.get_closest_marker("browser") is not None:
+        browsers.require_chromium()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (tests/browsers.py says which binary, and how to get one)."""
+    with browsers.launched() as b:
+        yield b

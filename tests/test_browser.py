@@ -1,7 +1,8 @@
 """The built book in headless Chromium, as a reader on an offline machine sees it.
 
 Builds the whole book once (``jupyter-book build -W -n --keep-going``: every notebook executed, warnings
-are errors), serves it on 127.0.0.1 and drives Debian's Chromium with Playwright. Every request that
+are errors), serves it on 127.0.0.1 and drives headless Chromium with Playwright (the ``browser`` fixture of
+``tests/conftest.py``; ``tests/browsers.py`` finds the binary). Every request that
 leaves localhost is blocked and counted, so a CDN dependency fails the test. Set ``VAE_BOOK_HTML`` to an
 existing ``_build/html`` folder to skip the build.
 """
@@ -24,9 +25,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _toc_files() -> list[str]:
@@ -86,17 +84,6 @@ def server(book_html: Path):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install chromium (see .ci/run)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class PageVisit:

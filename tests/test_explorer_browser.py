@@ -1,10 +1,10 @@
 """The explorer runtime in Chromium against Python, explorer by explorer (no book build needed).
 
 Each explorer's static HTML (``Explorer.html()``, the runtime inline, as a notebook output carries it) is opened in
-Debian's headless Chromium; the page runs the explorer's program itself (its networks in float32). Its values must
-equal Python's run of the same program on the same (int8) weights (:meth:`Explorer.evaluate`) for the latent
-explorers of an MLP VAE, an autoencoder, a VQ-VAE and a convolutional VAE, and for the drawing pad; the full-
-precision model is within the quantisation error of both.
+headless Chromium (``tests/browsers.py`` finds it); the page runs the explorer's program itself (its networks in
+float32). Its values must equal Python's run of the same program on the same (int8) weights (:meth:`Explorer.evaluate`)
+for the latent explorers of an MLP VAE, an autoencoder, a VQ-VAE and a convolutional VAE, and for the drawing pad; the
+full-precision model is within the quantisation error of both.
 """
 
 from __future__ import annotations
@@ -20,21 +20,15 @@ from vae_lib.networks import conv_networks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 @pytest.fixture(scope="module")
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1000, "height": 900})
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-        yield pg
-        browser.close()
+def page(browser):
+    pg = browser.new_page(viewport={"width": 1000, "height": 900})
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    yield pg
+    pg.close()
 
 
 def show(page, explorer, tmp_path) -> None:

@@ -208,16 +208,6 @@ def test_kl_explorer_description(kl, fits):
 
 
 # ---------------------------------------------------------------- the page, in Chromium
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 @pytest.fixture()
 def open_page(browser, tmp_path):
     servers, pages = [], []

@@ -1,14 +1,14 @@
 """The live latent explorer in a running JupyterLab, moved by a reader in headless Chromium.
 
-The live explorer (``vae_lib.latent_explorer(...).live()``, an anywidget drawn by the book's explorer runtime) runs
-the decoder p_θ(x|z) in the kernel, with torch, on every move. This test starts JupyterLab on 127.0.0.1 (random
-token, free port) serving a *copy* of a chapter in a temporary folder (autosave never touches ``book/``), opens it in
-Debian's Chromium through Playwright with every request that leaves localhost blocked, runs all cells through
-JupyterLab's command registry (``--LabApp.expose_app_in_browser``), then drags the live explorer's marker across its
-phase diagram with the mouse, as a reader does. The decoded image and the readout must change, and the image the
-browser draws must equal the decoder's mean at the z the kernel received. A control run then detaches the widget's
-observer in the kernel: a keyboard move still reaches the kernel but must leave the image unchanged, so the first
-change is the kernel's doing. Screenshots of the explorer before and after the move land in
+The live explorer (``vae_lib.latent_explorer(...).live()``, an anywidget drawn by the book's explorer runtime) runs the
+decoder p_θ(x|z) in the kernel, with torch, on every move. This test starts JupyterLab on 127.0.0.1 (random token, free
+port) serving a *copy* of a chapter in a temporary folder (autosave never touches ``book/``), opens it in headless
+Chromium (the ``browser`` fixture of ``tests/conftest.py``) through Playwright with every request that leaves localhost
+blocked, runs all cells through JupyterLab's command registry (``--LabApp.expose_app_in_browser``), then drags the live
+explorer's marker across its phase diagram with the mouse, as a reader does. The decoded image and the readout must
+change, and the image the browser draws must equal the decoder's mean at the z the kernel received. A control run then
+detaches the widget's observer in the kernel: a keyboard move still reaches the kernel but must leave the image
+unchanged, so the first change is the kernel's doing. Screenshots of the explorer before and after the move land in
 ``artifacts/screenshots/``.
 """
 
@@ -33,9 +33,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 # Chapters 1 and 5 both show a live explorer; chapter 1 runs faster (about 25 s against 35 s).
 CHAPTER = "01_latent_variable_models"
@@ -162,19 +159,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         stopping = time.monotonic()
         server.shutdown()
         print(f"\nJupyterLab and its kernel stopped in {time.monotonic() - stopping:.1f} s")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install chromium (see .ci/run)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class LabPage:
