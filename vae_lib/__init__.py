@@ -78,7 +78,7 @@ from .posterior_explorer import (
 )
 from .priors import MixturePrior, MixturePriorConfig, MixturePriorVAE, mixture_kl_upper_bound
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
-from .train import TrainConfig, TrainHistory, fit
+from .train import TrainConfig, TrainHistory, TrainingDivergedError, fit
 from .vq import (
     VQVAE,
     AutoregressiveCodePrior,
@@ -96,7 +96,7 @@ __all__ = [
     "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "log_q_on_grid",
     "posterior_grid", "quadrature_elbo",
     "AEConfig", "Autoencoder", "DIGIT_LEVELS", "DIGIT_SHAPE", "DigitsSplit", "GridLatentModel",
-    "LinearGaussianModel", "TrainConfig", "TrainHistory", "VAE", "VAEConfig", "arc_model",
+    "LinearGaussianModel", "TrainConfig", "TrainHistory", "TrainingDivergedError", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",
     "elbo_evidence_minus_gap", "elbo_joint_plus_entropy", "elbo_reconstruction_minus_kl", "fit", "folded_model",
     "gaussian_log_likelihood", "hole_fraction", "iwae_bound", "kl_diag_gaussian_std_normal", "kl_diag_gaussians",

@@ -3,6 +3,13 @@
 Every public function validates its inputs with these helpers so that a reader who passes the
 wrong thing gets a ``ValueError``/``TypeError`` that names the argument and says what was
 expected, instead of a shape error from deep inside torch.
+
+The layer has four kinds of check: tensors (:func:`as_tensor`: finite, number of dimensions, non-empty where an
+average is taken; :func:`as_model_input` also converts numpy arrays, lists and float64/integer tensors to the dtype
+of a model's parameters; :func:`check_same_shape`, :func:`check_broadcast` for shapes that must agree across
+arguments), counts (:func:`check_count`: real integers with an upper bound, so an absurd count is refused up front
+instead of hanging), plain numbers and flags of configs (:func:`check_real`, :func:`check_int`, :func:`check_bool`,
+:func:`check_choice`), and objects (:func:`check_instance`, :func:`check_generator`).
 """
 
 from __future__ import annotations
@@ -11,12 +18,24 @@ import math
 import numbers
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+#: The largest count (samples, steps, rows, grid points per axis...) any function accepts unless it states a smaller
+#: bound: 10**9 samples would run for hours or exhaust memory, so such a count is refused before any work starts.
+MAX_COUNT = 10**7
+
+#: The dtypes a tensor argument may have: real floating or integer (converted), never bool or complex.
+_DTYPES_THAT_WORK = "a real floating dtype (float16, bfloat16, float32, float64) or an integer dtype"
 
 
 def as_tensor(name: str, value: object, *, ndim: int | None = None, min_ndim: int | None = None,
-              dtype: torch.dtype | None = None) -> Tensor:
-    """Return ``value`` as a floating tensor, checking its number of dimensions and finiteness."""
+              dtype: torch.dtype | None = None, nonempty: bool = False) -> Tensor:
+    """Return ``value`` as a floating tensor, checking its number of dimensions and finiteness.
+
+    Tensors, numpy arrays, lists and numbers are accepted; ``dtype`` converts to that dtype (otherwise a floating
+    tensor keeps its dtype and an integer one becomes the default dtype). ``nonempty`` refuses a tensor with no
+    entries (a mean over it would be NaN, a sum over it a meaningless 0).
+    """
     if isinstance(value, Tensor):
         t = value
     elif isinstance(value, numbers.Number) or hasattr(value, "__array__") or isinstance(value, (list, tuple)):
@@ -30,7 +49,7 @@ def as_tensor(name: str, value: object, *, ndim: int | None = None, min_ndim: in
     else:
         raise TypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}")
     if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        raise TypeError(f"{name} must hold real numbers ({_DTYPES_THAT_WORK}), got dtype {t.dtype}")
     if dtype is not None:
         t = t.to(dtype)
     elif not t.is_floating_point():
@@ -39,9 +58,47 @@ def as_tensor(name: str, value: object, *, ndim: int | None = None, min_ndim: in
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
     if min_ndim is not None and t.dim() < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(t.shape)}")
+    if nonempty and t.numel() == 0:
+        raise ValueError(f"{name} must not be empty (an average over it is undefined), got shape {tuple(t.shape)}")
     if not _all_finite(t):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
     return t
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or ±inf: what :func:`as_tensor` raises (a ValueError, so callers need not know it).
+
+    :func:`vae_lib.train.fit` tells it apart: raised by the model's own outputs after an optimiser step, it means the
+    training diverged, not that the input was bad.
+    """
+
+
+def model_dtype(module: nn.Module) -> torch.dtype:
+    """The floating dtype of ``module``'s parameters (the default dtype when it has none)."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def as_model_input(name: str, value: object, module: nn.Module, *, ndim: int | None = None,
+                   min_ndim: int | None = None, nonempty: bool = True) -> Tensor:
+    """``value`` (a tensor, numpy array or list) as a tensor in the dtype of ``module``'s parameters.
+
+    Like scikit-learn's ``check_array``, numbers arrive converted: a float64 array (what numpy and scikit-learn
+    produce) or an integer one becomes the network's dtype (float32 for every model of the book), so
+    ``model.encode(load_digits().data)`` works; bool and complex inputs are refused with a TypeError naming
+    ``name`` and the dtypes that work. A tensor already in the right dtype is returned as it is (no copy).
+    """
+    return as_tensor(name, value, ndim=ndim, min_ndim=min_ndim, dtype=model_dtype(module), nonempty=nonempty)
+
+
+def check_same_shape(names: tuple[str, str], a: Tensor, b: Tensor) -> Tensor:
+    """Raise unless ``a`` and ``b`` have exactly the same shape (no broadcasting), naming both arguments."""
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} (shape {tuple(a.shape)}) and {names[1]} (shape {tuple(b.shape)}) must have "
+                         f"the same shape")
+    return b
 
 
 def _all_finite(t: Tensor) -> bool:
@@ -65,13 +122,74 @@ def check_positive(name: str, t: Tensor) -> Tensor:
     return t
 
 
-def check_count(name: str, value: object, minimum: int = 1) -> int:
-    """Raise unless ``value`` is an integer >= ``minimum`` (a sample count, a number of epochs...)."""
+def check_count(name: str, value: object, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """Raise unless ``value`` is an integer in [``minimum``, ``maximum``] (a sample count, a number of epochs...).
+
+    The upper bound (:data:`MAX_COUNT` unless the caller states a smaller one) refuses an absurd count up front,
+    with the bound in the message, instead of running for hours or exhausting memory.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum} (a larger count would run for too long or exhaust memory), "
+                         f"got {value}")
     return int(value)
+
+
+def check_int(name: str, value: object) -> int:
+    """Raise unless ``value`` is a real integer (not a bool, not a float holding an integer): a seed, an index."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    return int(value)
+
+
+def check_real(name: str, value: object, *, minimum: float | None = None, maximum: float | None = None,
+               above: float | None = None, below: float | None = None) -> float:
+    """Raise unless ``value`` is a finite real number (not a bool) within the given bounds; return it as a float.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above``/``below`` strict ones. Comparisons are written so that
+    NaN and ±inf never pass (``not x > 0`` alone lets +inf through).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and not value <= maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    if above is not None and not value > above:
+        raise ValueError(f"{name} must be > {above}, got {value}")
+    if below is not None and not value < below:
+        raise ValueError(f"{name} must be < {below}, got {value}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Raise unless ``value`` is True or False (a string such as ``'no'`` is truthy and would mean True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: tuple) -> object:
+    """Raise unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_instance(name: str, value: object, types: type | tuple[type, ...], what: str = "") -> object:
+    """Raise a TypeError naming ``name`` unless ``value`` is an instance of ``types`` (``what`` describes them)."""
+    if not isinstance(value, types):
+        if not what:
+            kinds = types if isinstance(types, tuple) else (types,)
+            what = " or ".join(f"{t.__module__}.{t.__qualname__}".replace("builtins.", "") for t in kinds)
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
 
 
 def check_last_dim(name: str, t: Tensor, size: int, what: str = "") -> Tensor:

@@ -62,9 +62,18 @@ def kl_diag_gaussians(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var
         raise ValueError(
             f"mean_q and mean_p must have the same latent size, got {mean_q.shape[-1]} and {mean_p.shape[-1]}"
         )
-    var_ratio = torch.exp(log_var_q - log_var_p)
-    mahalanobis = (mean_q - mean_p) ** 2 * torch.exp(-log_var_p)
-    return 0.5 * (var_ratio + mahalanobis - 1.0 - (log_var_q - log_var_p)).sum(-1)
+    # Everything from log-variances, so that legal but extreme inputs stay finite: σ_q²/σ_p² − 1 − log(σ_q²/σ_p²)
+    # as expm1(δ) − δ with δ = log σ_q² − log σ_p² (no cancellation when δ is small, no inf/inf for narrow
+    # Gaussians), and (μ_q − μ_p)²/σ_p² as exp(2 log|μ_q − μ_p| − log σ_p²) (a narrow p with μ_q = μ_p gives 0, not
+    # 0·inf = NaN; a tiny difference does not underflow to 0 before it is divided by a tiny variance). Where the
+    # means agree, both the value and its gradient are exactly 0 (the masked entries never reach log or exp).
+    delta = log_var_q - log_var_p  # (..., L)
+    diff = mean_q - mean_p  # (..., L)
+    same = diff == 0
+    safe_abs = torch.where(same, torch.ones_like(diff), diff.abs())
+    log_maha = torch.where(same, torch.zeros_like(diff), 2 * torch.log(safe_abs) - log_var_p)
+    mahalanobis = torch.where(same, torch.zeros_like(diff), torch.exp(log_maha))
+    return 0.5 * (torch.expm1(delta) - delta + mahalanobis).sum(-1)
 
 
 def kl_diag_gaussian_std_normal(mean: Tensor, log_var: Tensor) -> Tensor:

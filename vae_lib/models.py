@@ -19,7 +19,16 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, kl_divergence
 
-from ._checks import as_tensor, check_count, check_generator, check_last_dim
+from ._checks import (
+    as_model_input,
+    check_choice,
+    check_count,
+    check_generator,
+    check_instance,
+    check_int,
+    check_last_dim,
+    check_real,
+)
 from .gaussian import diag_gaussian, sample, standard_normal_prior
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .networks import OutputLayout, _seeded, mlp
@@ -70,15 +79,12 @@ class VAEConfig:
         object.__setattr__(self, "data_shape", shape)
         object.__setattr__(self, "data_dim", dim)
         check_count("latent_dim", self.latent_dim)
-        for h in self.hidden:
-            check_count("hidden", h)
-        if self.likelihood not in _LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {self.likelihood!r}")
+        _check_hidden(self.hidden)
+        check_choice("likelihood", self.likelihood, _LIKELIHOODS)
         check_count("n_levels", self.n_levels, minimum=2)
-        if not self.x_scale > 0:
-            raise ValueError(f"x_scale must be positive, got {self.x_scale}")
-        if not self.fixed_sigma > 0:
-            raise ValueError(f"fixed_sigma must be positive, got {self.fixed_sigma}")
+        check_real("x_scale", self.x_scale, above=0)
+        check_real("fixed_sigma", self.fixed_sigma, above=0)
+        check_int("seed", self.seed)
 
     @property
     def decoder_outputs_per_dim(self) -> int:
@@ -111,8 +117,15 @@ class AEConfig:
     def __post_init__(self) -> None:
         check_count("data_dim", self.data_dim)
         check_count("latent_dim", self.latent_dim)
-        if not self.x_scale > 0:
-            raise ValueError(f"x_scale must be positive, got {self.x_scale}")
+        _check_hidden(self.hidden)
+        check_real("x_scale", self.x_scale, above=0)
+        check_int("seed", self.seed)
+
+
+def _check_hidden(hidden: object) -> tuple[int, ...]:
+    """The hidden layer sizes of a config: a tuple (or list) of positive integers."""
+    check_instance("hidden", hidden, (tuple, list), "a tuple of layer sizes, e.g. (256, 256)")
+    return tuple(check_count("hidden", h, maximum=100_000) for h in hidden)
 
 
 class VAE(nn.Module):
@@ -175,12 +188,19 @@ class VAE(nn.Module):
         """n draws z ~ p(z) = N(0, I_L), shape (n, L) (vae_lib.priors overrides it with the learned prior)."""
         n = check_count("n", n)
         check_generator(generator)
-        return torch.randn(n, self.config.latent_dim, generator=generator)  # (n, L)
+        return torch.randn(n, self.config.latent_dim, generator=generator, dtype=self._prior.mean.dtype)  # (n, L)
 
     # -- encoder -------------------------------------------------------------------------------
     def flatten_data(self, x: Tensor, name: str = "x") -> Tensor:
-        """x of shape (B, *data_shape) (e.g. images (B, C, H, W)) or already flat (B, D), as (B, D)."""
-        x = as_tensor(name, x, min_ndim=2)
+        """x of shape (B, *data_shape) (e.g. images (B, C, H, W)) or already flat (B, D), as (B, D).
+
+        x may be a tensor, a numpy array or a list, of any real dtype: it arrives in the dtype of the networks'
+        parameters (float32), converted like scikit-learn's ``check_array`` does (``vae_lib._checks.as_model_input``).
+        An empty batch (B = 0) is refused.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str (the argument's name in error messages), got {type(name).__name__}")
+        x = as_model_input(name, x, self, min_ndim=2)
         c = self.config
         if x.dim() == 2 and x.shape[1] == c.data_dim:
             return x
@@ -206,7 +226,7 @@ class VAE(nn.Module):
     def _decoder_out(self, z: Tensor) -> Tensor:
         """The decoder's output for z of shape (..., L): the leading dimensions pass as one batch, (..., out)."""
         latent = self.config.latent_dim
-        z = check_last_dim("z", as_tensor("z", z, min_ndim=1), latent, "the latent size L")
+        z = check_last_dim("z", as_model_input("z", z, self, min_ndim=1), latent, "the latent size L")
         out = self.decoder(z.reshape(-1, latent))  # (N, out), N the product of the leading dimensions
         return out.reshape(*z.shape[:-1], out.shape[-1])  # (..., out)
 
@@ -317,16 +337,18 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """The code z = f_φ(x), shape (B, L)."""
-        x = check_last_dim("x", as_tensor("x", x, ndim=2), self.config.data_dim, "the data size D")
+        x = check_last_dim("x", as_model_input("x", x, self, ndim=2), self.config.data_dim, "the data size D")
         return self.encoder(x / self.config.x_scale)
 
     def decode_mean(self, z: Tensor) -> Tensor:
         """The reconstruction g_θ(z) in data units, shape (..., D)."""
-        z = check_last_dim("z", as_tensor("z", z, min_ndim=1), self.config.latent_dim, "the latent size L")
+        z = check_last_dim("z", as_model_input("z", z, self, min_ndim=1), self.config.latent_dim, "the latent size L")
         return self.decoder(z) * self.config.x_scale
 
     def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Squared reconstruction error per example, shape (B,) (``generator`` unused: the AE is deterministic)."""
-        x = check_last_dim("x", as_tensor("x", x, ndim=2), self.config.data_dim, "the data size D")
+        if generator is not None:
+            check_generator(generator)
+        x = check_last_dim("x", as_model_input("x", x, self, ndim=2), self.config.data_dim, "the data size D")
         recon = self.decoder(self.encoder(x / self.config.x_scale))
         return ((recon - x / self.config.x_scale) ** 2).sum(-1)

@@ -25,10 +25,34 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import as_tensor, check_count
+from ._checks import (
+    _all_finite,
+    NonFiniteError,
+    as_model_input,
+    as_tensor,
+    check_bool,
+    check_choice,
+    check_count,
+    check_instance,
+    check_int,
+    check_real,
+)
 from .models import VAE
 
-__all__ = ["TrainConfig", "TrainHistory", "fit", "kl_weight_schedule", "weighted_objective"]
+__all__ = ["TrainConfig", "TrainHistory", "TrainingDivergedError", "fit", "kl_weight_schedule", "weighted_objective"]
+
+#: The most optimiser steps (epochs × mini-batches per epoch) one call of :func:`fit` takes; more would run for days
+#: on a reader's CPU, so such a configuration is refused before the first step.
+MAX_STEPS = 10**6
+
+
+class TrainingDivergedError(ValueError):
+    """Training diverged: the loss (or a weight) became NaN or infinite after an optimiser step.
+
+    Raised by :func:`fit`, which first restores the model's parameters and buffers to their values before the
+    update that broke them. A ValueError (the usual cause is a learning rate too large for the model): the message
+    gives the epoch and step and what to try.
+    """
 
 _LR_SCHEDULES = ("constant", "cosine")
 
@@ -56,17 +80,16 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
-        check_count("epochs", self.epochs)
+        check_count("epochs", self.epochs, maximum=MAX_STEPS)
         check_count("batch_size", self.batch_size)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if not self.kl_weight >= 0:
-            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
-        check_count("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0)
-        if not self.free_bits >= 0:
-            raise ValueError(f"free_bits must be >= 0 (nats per latent dimension), got {self.free_bits}")
-        if self.lr_schedule not in _LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {self.lr_schedule!r}")
+        check_real("learning_rate", self.learning_rate, above=0)
+        check_int("seed", self.seed)
+        check_bool("progress", self.progress)
+        check_real("kl_weight", self.kl_weight, minimum=0)
+        check_count("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0, maximum=MAX_STEPS)
+        check_real("free_bits", self.free_bits, minimum=0)
+        check_bool("dequantize", self.dequantize)
+        check_choice("lr_schedule", self.lr_schedule, _LR_SCHEDULES)
 
     @property
     def is_plain_elbo(self) -> bool:
@@ -103,11 +126,13 @@ def weighted_objective(log_likelihood: Tensor, kl_per_dim: Tensor, kl_weight: fl
 
     With β = 1 and λ = 0 this is the batch mean of −L(θ, φ; x).
     """
-    log_likelihood = as_tensor("log_likelihood", log_likelihood, ndim=1)
+    log_likelihood = as_tensor("log_likelihood", log_likelihood, ndim=1, nonempty=True)
     kl_per_dim = as_tensor("kl_per_dim", kl_per_dim, ndim=2)
     if kl_per_dim.shape[0] != log_likelihood.shape[0]:
         raise ValueError(f"kl_per_dim (shape {tuple(kl_per_dim.shape)}) must have one row per entry of "
                          f"log_likelihood (shape {tuple(log_likelihood.shape)})")
+    kl_weight = check_real("kl_weight", kl_weight, minimum=0)
+    free_bits = check_real("free_bits", free_bits, minimum=0)
     if free_bits == 0.0:
         return (-log_likelihood + kl_weight * kl_per_dim.sum(-1)).mean()
     kl_dims = kl_per_dim.mean(0).clamp(min=free_bits)  # (L,): no gradient pushes KL_l below λ
@@ -118,8 +143,8 @@ def _check_train_data(model: nn.Module, x_train: Tensor) -> Tensor:
     """x_train as a tensor of N examples: (N, D), or (N, *data_shape) when the model's config has a data_shape."""
     data_shape = getattr(getattr(model, "config", None), "data_shape", None)
     if data_shape is None:
-        return as_tensor("x_train", x_train, ndim=2)
-    x_train = as_tensor("x_train", x_train, min_ndim=2)
+        return as_model_input("x_train", x_train, model, ndim=2)
+    x_train = as_model_input("x_train", x_train, model, min_ndim=2)
     dim = math.prod(data_shape)
     if tuple(x_train.shape[1:]) != tuple(data_shape) and not (x_train.dim() == 2 and x_train.shape[1] == dim):
         shape = ", ".join(map(str, data_shape))
@@ -137,13 +162,17 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     terms are recorded; with the default β = 1, λ = 0 this is the same computation as ``model.loss``.
     Shuffling, dequantization noise and the model's sampling noise all come from one generator seeded with
     ``config.seed``, so a run is reproducible. ``x_train`` is (N, D), or (N, *data_shape) for a model whose
-    ``config`` has a ``data_shape`` (images (N, C, H, W) for chapter 7's convolutional VAE). The model is in train
-    mode during the epochs and left in eval mode.
+    ``config`` has a ``data_shape`` (images (N, C, H, W) for chapter 7's convolutional VAE); numpy arrays and float64
+    or integer data arrive in the model's dtype. The model is in train mode during the epochs and left in eval mode.
+
+    Everything is validated before the first step. If the loss (or a weight) becomes NaN or infinite, the model's
+    parameters and buffers are restored to their values before the update that broke them and
+    :class:`TrainingDivergedError` (a ValueError) says at which epoch and step, and to try a smaller learning rate.
     """
-    if not hasattr(model, "loss"):
+    check_instance("model", model, nn.Module, "a torch.nn.Module with a loss(x, generator=...) method (a VAE)")
+    if not callable(getattr(model, "loss", None)):
         raise TypeError(f"model must have a loss(x, generator=...) method, got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_instance("config", config, TrainConfig, "a TrainConfig")
     # the ELBO's terms are used only when ``loss`` is the plain −ELBO they add up to (a subclass with its own
     # ``loss`` is trained on that loss)
     has_terms = hasattr(model, "elbo_terms") and getattr(type(model), "loss", None) is VAE.loss
@@ -151,42 +180,112 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
         raise TypeError(f"kl_weight, kl_warmup_epochs and free_bits need a model with elbo_terms (a VAE), "
                         f"got {type(model).__name__}")
     x_train = _check_train_data(model, x_train)
+    n = x_train.shape[0]
+    steps_per_epoch = -(-n // config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if total_steps > MAX_STEPS:
+        raise ValueError(f"epochs × mini-batches per epoch = {config.epochs} × {steps_per_epoch} = {total_steps} "
+                         f"optimiser steps, more than {MAX_STEPS}: lower config.epochs or raise config.batch_size")
+    last_good = _LastGood(model)
+    if not last_good.finite():
+        raise ValueError("model has NaN or infinite parameters or buffers before training: nothing to train from "
+                         "(reload it, e.g. from a checkpoint)")
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history = TrainHistory()
-    n = x_train.shape[0]
     scheduler = None
     if config.lr_schedule == "cosine":  # one step per mini-batch, ceil(n / batch_size) of them per epoch
-        total_steps = config.epochs * -(-n // config.batch_size)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps)
+    step = 0  # optimiser steps taken so far
+
+    def diverged(epoch: int, what: str) -> TrainingDivergedError:
+        """Restore the weights from before the last update and describe where training broke."""
+        last_good.restore()
+        lr = config.learning_rate
+        return TrainingDivergedError(
+            f"training diverged at epoch {epoch + 1} of {config.epochs}, step {step + 1} of {total_steps}: {what}. "
+            f"The model's parameters and buffers are restored to their values before step {step} (the update that "
+            f"broke them). Try a smaller learning rate: TrainConfig(learning_rate=...) below {lr:g}, "
+            f"e.g. ten times smaller ({lr / 10:g}); the book's chapters use 1e-3 to 3e-3.")
+
     model.train()
-    for beta in tqdm(kl_weight_schedule(config), desc=type(model).__name__, disable=not config.progress,
-                     mininterval=1.0):
-        order = torch.randperm(n, generator=generator)
-        total, recon, kl_dims = 0.0, 0.0, 0.0
-        for start in range(0, n, config.batch_size):
-            batch = x_train[order[start:start + config.batch_size]]  # (b, D) or (b, C, H, W)
-            if config.dequantize:
-                batch = batch + torch.rand(batch.shape, generator=generator)  # uniform dequantization, batch's shape
+    try:
+        for epoch, beta in enumerate(tqdm(kl_weight_schedule(config), desc=type(model).__name__,
+                                          disable=not config.progress, mininterval=1.0)):
+            order = torch.randperm(n, generator=generator)
+            total, recon, kl_dims = 0.0, 0.0, 0.0
+            for start in range(0, n, config.batch_size):
+                batch = x_train[order[start:start + config.batch_size]]  # (b, D) or (b, C, H, W)
+                if config.dequantize:
+                    batch = batch + torch.rand(batch.shape, generator=generator, dtype=batch.dtype)  # U[0, 1)
+                if step:
+                    last_good.save_pending()
+                try:
+                    if has_terms:
+                        log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
+                        loss = weighted_objective(log_lik, kl, beta, config.free_bits)
+                    else:
+                        loss = model.loss(batch, generator=generator).mean()
+                except NonFiniteError as err:
+                    if not step:
+                        raise
+                    raise diverged(epoch, f"the model's outputs are NaN or infinite ({err})") from err
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    if not step:
+                        raise ValueError(f"the loss of the untrained model on the first mini-batch is {loss_value}: "
+                                         f"check x_train and the model")
+                    raise diverged(epoch, f"the loss is {loss_value}")
+                last_good.commit()  # the weights that gave this finite loss are the last good ones
+                if has_terms:
+                    recon += log_lik.detach().sum().item()
+                    kl_dims = kl_dims + kl.detach().sum(0)  # (L,)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step += 1
+                total += loss_value * batch.shape[0]
+            history.loss.append(total / n)
+            history.kl_weight.append(beta)
             if has_terms:
-                log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
-                loss = weighted_objective(log_lik, kl, beta, config.free_bits)
-                recon += log_lik.detach().sum().item()
-                kl_dims = kl_dims + kl.detach().sum(0)  # (L,)
-            else:
-                loss = model.loss(batch, generator=generator).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += loss.item() * batch.shape[0]
-        history.loss.append(total / n)
-        history.kl_weight.append(beta)
-        if has_terms:
-            kl_mean = (kl_dims / n).tolist()
-            history.reconstruction.append(recon / n)
-            history.kl_per_dim.append(kl_mean)
-            history.elbo.append(recon / n - sum(kl_mean))
-    model.eval()
+                kl_mean = (kl_dims / n).tolist()
+                history.reconstruction.append(recon / n)
+                history.kl_per_dim.append(kl_mean)
+                history.elbo.append(recon / n - sum(kl_mean))
+        if not last_good.finite():
+            step -= 1
+            raise diverged(config.epochs - 1, "a weight is NaN or infinite after the last step")
+    finally:
+        model.eval()
     return history
+
+
+class _LastGood:
+    """The model's parameters and buffers as they were before the latest optimiser step, to restore on divergence.
+
+    Before each step the live values are copied into ``pending``; once that step's loss is found finite they become
+    ``good`` (two preallocated copies swapped, so a step costs one copy of the weights and no allocation).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.live = [t for t in model.state_dict(keep_vars=True).values() if isinstance(t, Tensor)]
+        self.good = [t.detach().clone() for t in self.live]
+        self.pending = [t.detach().clone() for t in self.live]
+
+    def save_pending(self) -> None:
+        with torch.no_grad():
+            for live, copy in zip(self.live, self.pending):
+                copy.copy_(live)
+
+    def commit(self) -> None:
+        self.good, self.pending = self.pending, self.good
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for live, copy in zip(self.live, self.good):
+                live.copy_(copy)
+
+    def finite(self) -> bool:
+        return all(_all_finite(t.detach()) for t in self.live if t.is_floating_point())
