@@ -9,9 +9,11 @@ and multiplying seed 003's loss by n/(2σ²) gives exactly this (up to the const
 
     β = kld_weight · n / (2σ²),     or, reading it as a true ELBO (β = 1),  σ = √(kld_weight · n / 2).
 
-With n = 64 pixels in [0, 1] and kld_weight = 1 the implied σ is √32 ≈ 5.7: the decoder is told the pixels are
-pure noise, so the KL wins and the posterior collapses. Seed 004's ‖x − x̂‖² + KL (a sum, n = 1) implies
-σ = 1/√2 ≈ 0.71 — still far noisier than the data.
+With n = 64 pixels in [0, 1] and kld_weight = 1 the implied σ is √32 ≈ 5.7. Whether the posterior collapses is
+decided by w alone (n cancels in the trade-off): a nat of KL pays only if it lowers the per-pixel mean squared error
+by at least w, so the rate at the optimum is at most V / w (:func:`rate_bound`, V the data's mean per-pixel
+variance). For the digits V ≈ 0.1 < 1: collapse. Seed 003's own setting (n = 12288, w ≈ 64/15000) implies σ ≈ 5.1,
+and its tiny w is what lets it encode anything. Seed 004's ‖x − x̂‖² + KL (a sum, n = 1) implies σ = 1/√2 ≈ 0.71.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._checks import as_tensor, check_count, check_generator
 from .gaussian import sample
 from .models import VAE
 
-__all__ = ["MeanSquaredErrorPlusKL", "implied_beta", "implied_sigma"]
+__all__ = ["MeanSquaredErrorPlusKL", "implied_beta", "implied_sigma", "rate_bound"]
 
 
 def implied_sigma(kld_weight: float, n_averaged: int) -> float:
@@ -46,6 +48,23 @@ def implied_beta(kld_weight: float, n_averaged: int, sigma: float) -> float:
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     return kld_weight * n_averaged / (2 * sigma**2)
+
+
+def rate_bound(x: Tensor, kld_weight: float) -> float:
+    """V / w: the largest mean KL (nats per example) an optimum of (mean of n squared errors) + w·KL can carry.
+
+    ``x`` (N, n) holds the data in the units the loss sees (e.g. pixels on [0, 1]); V is the mean over the n pixels
+    of each pixel's variance over the N examples. The collapsed model (q_φ(z|x) = p(z), decoder output = the mean
+    image) has KL = 0 and expected loss V; an optimum does no worse, MSE + w·KL ≤ V, and MSE ≥ 0, so its mean KL is
+    at most V / w. The number of pixels n cancels: a nat of KL pays only if it lowers the per-pixel MSE by w.
+    """
+    x = as_tensor("x", x, ndim=2)
+    if x.shape[0] < 2:
+        raise ValueError(f"x must hold at least 2 examples (rows), got {x.shape[0]}")
+    if not kld_weight > 0:
+        raise ValueError(f"kld_weight must be positive, got {kld_weight}")
+    per_pixel_variance = x.var(0, unbiased=False)  # (n,)
+    return per_pixel_variance.mean().item() / kld_weight
 
 
 class MeanSquaredErrorPlusKL(nn.Module):
