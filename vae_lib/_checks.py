@@ -73,6 +73,33 @@ class NonFiniteError(ValueError):
     """
 
 
+def as_index_tensor(name: str, value: object, upper: int, *, floats_ok: bool = False, what: str = "indices") -> Tensor:
+    """``value`` as an int64 tensor of integers in 0..``upper``−1 (pixel levels, code indices).
+
+    An integer tensor, array or list is accepted; with ``floats_ok`` also floats that hold integers exactly (never
+    truncated: 2.5 is refused, not read as 2). bool, complex, NaN and out-of-range values are refused.
+    """
+    if isinstance(value, Tensor):
+        t = value
+    else:
+        try:
+            t = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a tensor or array of integer {what}, got {type(value).__name__}") from err
+    if t.dtype == torch.bool or t.is_complex() or (t.is_floating_point() and not floats_ok):
+        kinds = "an integer dtype" + (" (or floats holding integers)" if floats_ok else "")
+        raise TypeError(f"{name} must hold integer {what} ({kinds}), got dtype {t.dtype}")
+    if t.is_floating_point():
+        if not _all_finite(t):
+            raise NonFiniteError(f"{name} contains NaN or infinite values")
+        if not torch.equal(t, t.round()):
+            raise ValueError(f"{name} must hold integer {what}, got non-integer values (they are never truncated)")
+    if t.numel() and (bool((t < 0).any()) or bool((t >= upper).any())):
+        raise ValueError(f"{name} must hold {what} in 0..{upper - 1}, got values from {t.min().item():g} "
+                         f"to {t.max().item():g}")
+    return t.long()
+
+
 def model_dtype(module: nn.Module) -> torch.dtype:
     """The floating dtype of ``module``'s parameters (the default dtype when it has none)."""
     for p in module.parameters():

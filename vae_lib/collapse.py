@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor
+from ._checks import as_tensor, check_real
 from .models import VAE
 
 __all__ = ["active_dimensions", "mean_kl_per_dimension"]
@@ -27,6 +27,5 @@ def mean_kl_per_dimension(model: VAE, x: Tensor) -> Tensor:
 def active_dimensions(kl_per_dim: Tensor, threshold: float = 0.01) -> int:
     """How many latent dimensions carry more than ``threshold`` nats of mean KL."""
     kl_per_dim = as_tensor("kl_per_dim", kl_per_dim, ndim=1)
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    check_real("threshold", threshold, above=0)
     return int((kl_per_dim > threshold).sum())

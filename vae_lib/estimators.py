@@ -356,6 +356,10 @@ def compare_estimators(functions: tuple[str, ...], mean: float, sigmas: tuple[fl
 
 
 def standard_error(values: Tensor) -> Tensor:
-    """The standard error of the mean over the first axis, std / √R."""
+    """The standard error of the mean over the first axis, std / √R (R >= 2 rows: one row has no spread)."""
+    values = as_tensor("values", values, min_ndim=1)
+    if values.shape[0] < 2:
+        raise ValueError(f"values must hold at least 2 rows along the first axis (R >= 2: the standard error of "
+                         f"one value is undefined), got shape {tuple(values.shape)}")
     return values.std(0) / math.sqrt(values.shape[0])
 

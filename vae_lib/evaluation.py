@@ -81,7 +81,7 @@ def dequantized_log_prob(model: VAE, x_int: Tensor, n_samples: int, *, generator
     if not torch.equal(x_int, x_int.round()):
         raise ValueError("x_int must hold integer pixel levels")
     check_generator(generator)
-    u = torch.rand(x_int.shape, generator=generator)  # (B, D)
+    u = torch.rand(x_int.shape, generator=generator, dtype=x_int.dtype)  # (B, D)
     return log_evidence(model, x_int + u, n_samples, generator=generator)
 
 
@@ -115,6 +115,8 @@ def bits_per_dim(nats_per_image: float | Tensor, n_dims: int) -> float | Tensor:
     n_dims = check_count("n_dims", n_dims)
     if isinstance(nats_per_image, Tensor):
         return as_tensor("nats_per_image", nats_per_image) / (n_dims * math.log(2))
+    if hasattr(nats_per_image, "__array__") and not isinstance(nats_per_image, numbers.Real):  # a numpy array
+        return as_tensor("nats_per_image", nats_per_image) / (n_dims * math.log(2))
     if isinstance(nats_per_image, bool) or not isinstance(nats_per_image, numbers.Real):
         raise TypeError(f"nats_per_image must be a number or a tensor, got {type(nats_per_image).__name__}")
     if not math.isfinite(nats_per_image):
@@ -130,7 +132,7 @@ def bernoulli_level_log_mass(logits: Tensor, n_levels: int = 17) -> Tensor:
     every level gets ½, a total of n/2), which is why its numbers are not log-probabilities of images.
     """
     logits = as_tensor("logits", logits)
-    n_levels = check_count("n_levels", n_levels, minimum=2)
+    n_levels = check_count("n_levels", n_levels, minimum=2, maximum=2**16)
     x = torch.linspace(0.0, 1.0, n_levels, dtype=logits.dtype)  # (n,)
     lp = torch.nn.functional.logsigmoid(logits).unsqueeze(-1)  # (..., 1)
     lq = torch.nn.functional.logsigmoid(-logits).unsqueeze(-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor, check_count, check_generator
+from ._checks import as_tensor, check_count, check_generator, check_same_shape
 from .models import VAE
 
 __all__ = ["elbo_score", "interpolate", "odd_digit_inputs", "reconstruct", "sample_images", "sample_observations"]
@@ -59,7 +59,9 @@ def interpolate(model: VAE, x_a: Tensor, x_b: Tensor, n_steps: int = 10) -> Tens
     """Decode z_t = (1 − t) μ_φ(x_a) + t μ_φ(x_b) for n_steps values of t from 0 to 1, shape (n_steps, D)."""
     model = _vae(model)
     n_steps = check_count("n_steps", n_steps, minimum=2)
-    x = torch.stack([as_tensor("x_a", x_a, ndim=1), as_tensor("x_b", x_b, ndim=1)])  # (2, D)
+    x_a = as_tensor("x_a", x_a, ndim=1)
+    x_b = check_same_shape(("x_a", "x_b"), x_a, as_tensor("x_b", x_b, ndim=1, dtype=x_a.dtype))
+    x = torch.stack([x_a, x_b])  # (2, D)
     with torch.no_grad():
         mu = model.encode(x)[0]  # (2, L)
         t = torch.linspace(0.0, 1.0, n_steps).unsqueeze(-1)  # (T, 1)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import _all_finite, as_tensor, check_broadcast
+from ._checks import as_index_tensor, as_tensor, check_broadcast
 
 __all__ = [
     "LOG_2PI",
@@ -66,18 +66,10 @@ def categorical_log_likelihood(x: Tensor, logits: Tensor) -> Tensor:
 
     ``logits`` has shape (..., D, L): one distribution over the L levels per pixel.
     """
-    if not isinstance(x, Tensor):
-        x = torch.as_tensor(x)
     logits = as_tensor("logits", logits, min_ndim=2)
     n_levels = logits.shape[-1]
-    if x.is_floating_point():
-        if not _all_finite(x):
-            raise ValueError("x contains NaN or infinite values")
-        if not torch.equal(x, x.round()):
-            raise ValueError("x must hold integer pixel levels for a categorical likelihood")
-    x = x.long()
-    if (x < 0).any() or (x >= n_levels).any():
-        raise ValueError(f"x must hold levels in 0..{n_levels - 1} (the last dimension of logits)")
+    # integer levels, or floats holding them exactly (never truncated), in 0..L−1 (the last dimension of logits)
+    x = as_index_tensor("x", x, n_levels, floats_ok=True, what="pixel levels (the last dimension of logits)")
     if x.dim() < 1 or x.shape[-1] != logits.shape[-2]:
         raise ValueError(f"x (shape {tuple(x.shape)}) and logits (shape {tuple(logits.shape)}) must agree on D")
     batch = check_broadcast(("x", "logits[..., 0]"), x, logits[..., 0])[:-1]

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from ._checks import as_tensor, check_broadcast, check_count, check_generator
+from ._checks import as_tensor, check_broadcast, check_count, check_generator, check_real
 from .gaussian import diag_gaussian, sample
 from .models import VAE, VAEConfig
 
@@ -49,11 +49,9 @@ class MixturePriorConfig:
     init_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        check_count("n_components", self.n_components)
-        if not (math.isfinite(self.init_spread) and self.init_spread >= 0):
-            raise ValueError(f"init_spread must be a finite number >= 0, got {self.init_spread}")
-        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
-            raise ValueError(f"init_scale must be a finite positive number, got {self.init_scale}")
+        check_count("n_components", self.n_components, maximum=10_000)
+        check_real("init_spread", self.init_spread, minimum=0)
+        check_real("init_scale", self.init_scale, above=0)
 
 
 def mixture_kl_upper_bound(mean: Tensor, log_var: Tensor, logits: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
@@ -65,7 +63,9 @@ def mixture_kl_upper_bound(mean: Tensor, log_var: Tensor, logits: Tensor, loc: T
     mean = as_tensor("mean", mean, min_ndim=1)
     log_var = as_tensor("log_var", log_var, min_ndim=1)
     check_broadcast(("mean", "log_var"), mean, log_var)
-    logits, loc, log_scale = (as_tensor(n, t) for n, t in (("logits", logits), ("loc", loc), ("log_scale", log_scale)))
+    logits, loc, log_scale = (as_tensor(n, t, dtype=mean.dtype)
+                              for n, t in (("logits", logits), ("loc", loc), ("log_scale", log_scale)))
+    log_var = log_var.to(mean.dtype)
     for name, t in (("logits", logits), ("loc", loc), ("log_scale", log_scale)):
         if t.dim() != 2 or t.shape[0] != mean.shape[-1]:
             raise ValueError(f"{name} must have shape (L, C) with L = {mean.shape[-1]} (the last dimension of mean), "
@@ -89,7 +89,7 @@ class MixturePrior(nn.Module):
 
     def __init__(self, latent_dim: int, config: MixturePriorConfig | None = None) -> None:
         super().__init__()
-        latent_dim = check_count("latent_dim", latent_dim)
+        latent_dim = check_count("latent_dim", latent_dim, maximum=100_000)
         config = MixturePriorConfig() if config is None else config
         if not isinstance(config, MixturePriorConfig):
             raise TypeError(f"config must be a MixturePriorConfig, got {type(config).__name__}")

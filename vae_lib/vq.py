@@ -28,7 +28,18 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor, nn
 
-from ._checks import as_tensor, check_count, check_generator, check_last_dim
+from ._checks import (
+    as_index_tensor,
+    as_model_input,
+    as_tensor,
+    check_choice,
+    check_count,
+    check_generator,
+    check_instance,
+    check_int,
+    check_last_dim,
+    check_real,
+)
 from .likelihoods import categorical_log_likelihood
 from .models import _seeded, mlp
 
@@ -145,16 +156,11 @@ def vq_elbo(log_likelihood: Tensor, n_codes: int, n_positions: int = 1) -> Tenso
     return log_likelihood - uniform_prior_kl(n_codes, n_positions)
 
 
-def _check_codes(k: Tensor, n_codes: int) -> Tensor:
-    if not isinstance(k, Tensor):
-        k = torch.as_tensor(k)
-    if k.is_floating_point() or k.dtype == torch.bool or k.is_complex():
-        raise TypeError(f"k must hold integer code indices, got dtype {k.dtype}")
+def _check_codes(k: Tensor, n_codes: int, name: str = "k", floats_ok: bool = False) -> Tensor:
+    k = as_index_tensor(name, k, n_codes, floats_ok=floats_ok, what=f"code indices (n_codes = {n_codes})")
     if k.numel() == 0:
-        raise ValueError("k must hold at least one code index")
-    if (k < 0).any() or (k >= n_codes).any():
-        raise ValueError(f"k must hold code indices in 0..{n_codes - 1} (n_codes = {n_codes})")
-    return k.long()
+        raise ValueError(f"{name} must hold at least one code index")
+    return k
 
 
 def code_frequencies(k: Tensor, n_codes: int) -> Tensor:
@@ -217,21 +223,17 @@ class VQVAEConfig:
         check_count("code_dim", self.code_dim)
         check_count("n_codes", self.n_codes, minimum=2)
         check_count("n_positions", self.n_positions)
+        check_instance("hidden", self.hidden, (tuple, list), "a tuple of layer sizes, e.g. (128, 128)")
         for h in self.hidden:
-            check_count("hidden", h)
+            check_count("hidden", h, maximum=100_000)
         check_count("n_levels", self.n_levels, minimum=2)
-        if not self.x_scale > 0:
-            raise ValueError(f"x_scale must be positive, got {self.x_scale}")
-        if not self.beta >= 0:
-            raise ValueError(f"beta must be >= 0 (the commitment weight), got {self.beta}")
-        if self.codebook_update not in ("gradient", "ema"):
-            raise ValueError(f"codebook_update must be 'gradient' or 'ema', got {self.codebook_update!r}")
-        if not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
-        if not self.dead_code_threshold >= 0:
-            raise ValueError(f"dead_code_threshold must be >= 0 (0 disables restarts), got {self.dead_code_threshold}")
-        if not self.init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {self.init_scale}")
+        check_real("x_scale", self.x_scale, above=0)
+        check_real("beta", self.beta, minimum=0)
+        check_choice("codebook_update", self.codebook_update, ("gradient", "ema"))
+        check_real("ema_decay", self.ema_decay, above=0, below=1)
+        check_real("dead_code_threshold", self.dead_code_threshold, minimum=0)
+        check_real("init_scale", self.init_scale, above=0)
+        check_int("seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ class VQVAE(nn.Module):
 
     # -- encoder and quantiser -----------------------------------------------------------------
     def _check_x(self, x: Tensor) -> Tensor:
-        x = as_tensor("x", x, ndim=2)
+        x = as_model_input("x", x, self, ndim=2)  # numpy, float64 or integer x arrive in the model's dtype
         return check_last_dim("x", x, self.config.data_dim, "the data size")
 
     def encode(self, x: Tensor) -> Tensor:
@@ -292,7 +294,7 @@ class VQVAE(nn.Module):
     def _logits(self, z_q: Tensor) -> Tensor:
         """Decoder logits for z_q (..., M, D), shape (..., data, levels)."""
         c = self.config
-        z_q = as_tensor("z_q", z_q, min_ndim=2)
+        z_q = as_model_input("z_q", z_q, self, min_ndim=2)
         if z_q.shape[-2:] != (c.n_positions, c.code_dim):
             raise ValueError(f"z_q must have shape (..., M, D) = (..., {c.n_positions}, {c.code_dim}), "
                              f"got {tuple(z_q.shape)}")
@@ -318,7 +320,7 @@ class VQVAE(nn.Module):
         The map the chapter's phase diagram draws over (z₁, z₂): constant on each Voronoi cell of the codebook.
         """
         c = self.config
-        z = check_last_dim("z", as_tensor("z", z, min_ndim=1), c.n_positions * c.code_dim, "M·D")
+        z = check_last_dim("z", as_model_input("z", z, self, min_ndim=1), c.n_positions * c.code_dim, "M·D")
         return self.decode_mean(self.quantise(z.unflatten(-1, (c.n_positions, c.code_dim))))
 
     def decode_codes(self, k: Tensor) -> Tensor:
@@ -349,24 +351,43 @@ class VQVAE(nn.Module):
         z_e, an online k-means step on the codebook term Σ ‖sg[z_e] − e_k‖². Then every *dead* code (N_j below
         ``dead_code_threshold``: it has not been chosen for many batches and, far from every z_e, never will be) is
         moved onto one of the batch's z_e with the largest quantisation error ‖z_e − e_k‖².
+
+        Every argument is checked, and the new counts, sums and codes are computed and checked finite, before any of
+        them is written: a refused update (a ValueError/TypeError) leaves the model exactly as it was.
         """
         c = self.config
+        z_e = as_model_input("z_e", z_e, self, ndim=3)
+        if z_e.shape[1:] != (c.n_positions, c.code_dim):
+            raise ValueError(f"z_e must have shape (B, M, D) = (B, {c.n_positions}, {c.code_dim}), "
+                             f"got {tuple(z_e.shape)}")
+        k = _check_codes(k, c.n_codes)
+        if k.shape != z_e.shape[:2]:
+            raise ValueError(f"k (shape {tuple(k.shape)}) must have shape (B, M) = {tuple(z_e.shape[:2])}, one code "
+                             f"index per vector of z_e")
         z_flat = z_e.detach().reshape(-1, c.code_dim)  # (B·M, D)
         k_flat = k.reshape(-1)  # (B·M,)
         error = ((z_flat - self.codebook[k_flat]) ** 2).sum(-1)  # (B·M,) before this step moves the codes
         one_hot = nn.functional.one_hot(k_flat, c.n_codes).to(z_flat.dtype)  # (B·M, K)
-        self.ema_count.mul_(c.ema_decay).add_((1 - c.ema_decay) * one_hot.sum(0))
+        count = self.ema_count * c.ema_decay + (1 - c.ema_decay) * one_hot.sum(0)  # (K,)
+        ema_sum, codebook = self.ema_sum, self.codebook.detach()
         if c.codebook_update == "ema":
-            self.ema_sum.mul_(c.ema_decay).add_((1 - c.ema_decay) * one_hot.T @ z_flat)
-            self.codebook.copy_(self.ema_sum / self.ema_count.unsqueeze(-1))
-        dead = (self.ema_count < c.dead_code_threshold).nonzero().squeeze(1)  # (n_dead,)
+            ema_sum = self.ema_sum * c.ema_decay + (1 - c.ema_decay) * one_hot.T @ z_flat  # (K, D)
+            # a code unused for thousands of steps (count underflowed to 0) keeps its place instead of 0/0
+            codebook = torch.where(count.unsqueeze(-1) > 0, ema_sum / count.unsqueeze(-1), self.codebook.detach())
+        codebook, ema_sum = codebook.clone(), ema_sum.clone()
+        dead = (count < c.dead_code_threshold).nonzero().squeeze(1)  # (n_dead,)
         n = min(len(dead), len(z_flat))
         if n:
             worst = error.topk(n).indices  # the n worst-quantised z_e of the batch
-            self.codebook[dead[:n]] = z_flat[worst]
-            self.ema_sum[dead[:n]] = z_flat[worst]
-            self.ema_count[dead[:n]] = 1.0
-            self.n_restarts += n
+            codebook[dead[:n]] = z_flat[worst]
+            ema_sum[dead[:n]] = z_flat[worst]
+            count[dead[:n]] = 1.0
+        for name, new in (("ema_count", count), ("ema_sum", ema_sum), ("codebook", codebook)):
+            as_tensor(f"the updated {name}", new)  # NaN/inf (overflow) refused before anything is written
+        self.ema_count.copy_(count)
+        self.ema_sum.copy_(ema_sum)
+        self.codebook.copy_(codebook)
+        self.n_restarts += n
         return n
 
     def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -439,7 +460,14 @@ class VQVAE(nn.Module):
             raise ValueError(f"k must have shape (T, {c.n_positions}), got {tuple(k.shape)}")
         if prior is None:
             return torch.full((k.shape[0],), -uniform_prior_kl(c.n_codes, c.n_positions))
-        return as_tensor("prior.log_prob(k)", prior.log_prob(k), ndim=1)
+        if not callable(getattr(prior, "log_prob", None)):
+            raise TypeError(f"prior must be None or a code prior with log_prob(k) (an EmpiricalCodePrior, an "
+                            f"AutoregressiveCodePrior), got {type(prior).__name__}")
+        log_p = as_tensor("prior.log_prob(k)", prior.log_prob(k), ndim=1)
+        if log_p.shape[0] != k.shape[0]:
+            raise ValueError(f"prior.log_prob(k) must return one value per row of k ({k.shape[0]}), "
+                             f"got shape {tuple(log_p.shape)}")
+        return log_p
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -456,8 +484,7 @@ class EmpiricalCodePrior:
         codes = _check_codes(codes, n_codes)
         if codes.dim() != 2:
             raise ValueError(f"codes must have shape (N, M), got {tuple(codes.shape)}")
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        alpha = check_real("alpha", alpha, minimum=0)
         counts = torch.stack([torch.bincount(codes[:, m], minlength=n_codes) for m in range(codes.shape[1])])  # (M, K)
         probs = (counts + alpha) / (counts + alpha).sum(-1, keepdim=True)
         self.n_codes, self.n_positions = n_codes, codes.shape[1]
@@ -489,7 +516,8 @@ class AutoregressivePriorConfig:
     def __post_init__(self) -> None:
         check_count("n_codes", self.n_codes, minimum=2)
         check_count("n_positions", self.n_positions)
-        check_count("hidden", self.hidden)
+        check_count("hidden", self.hidden, maximum=100_000)
+        check_int("seed", self.seed)
 
 
 class AutoregressiveCodePrior(nn.Module):
@@ -510,11 +538,7 @@ class AutoregressiveCodePrior(nn.Module):
 
     def _check(self, k: Tensor) -> Tensor:
         c = self.config
-        if isinstance(k, Tensor) and k.is_floating_point():
-            if not torch.equal(k, k.round()):
-                raise ValueError("k must hold integer code indices")
-            k = k.long()
-        k = _check_codes(k, c.n_codes)
+        k = _check_codes(k, c.n_codes, floats_ok=True)  # fit passes the codes as floats holding integers
         if k.dim() != 2 or k.shape[1] != c.n_positions:
             raise ValueError(f"k must have shape (B, {c.n_positions}), got {tuple(k.shape)}")
         return k
