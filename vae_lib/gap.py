@@ -415,8 +415,11 @@ def non_decreasing_within_error(means: Tensor, standard_errors: Tensor, n_se: fl
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GapDecomposition:
-    """Per example (each (B,)): log p_θ(x), the encoder's ELBO L[q_φ], the best Gaussian's ELBO L[q*]; the
-    approximation gap log p_θ(x) − L[q*] and the amortization gap L[q*] − L[q_φ] add up to the whole gap."""
+    """Per example (each (B,)): log p_θ(x), the encoder's ELBO L[q_φ], the fitted Gaussian's ELBO L[q*]; the
+    approximation gap log p_θ(x) − L[q*] and the amortization gap L[q*] − L[q_φ] add up to the whole gap by
+    definition (so their sum checks nothing). q* is where Adam stops, a local optimum: L[q*] is a lower bound on the
+    best diagonal Gaussian's ELBO, so the approximation gap is an estimate from above, the amortization gap one
+    from below."""
 
     log_px: Tensor
     elbo_encoder: Tensor

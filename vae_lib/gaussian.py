@@ -1,14 +1,16 @@
 """Gaussian building blocks: the KL divergence in closed form and sampling with a generator.
 
-Chapter 1 ("Latent-variable models") uses the prior p(z) = N(0, I) and Gaussian approximate
+Chapter 1 ("Latent-variable models") introduces the prior p(z) = N(0, I) and Gaussian approximate
 posteriors q_φ(z|x) = N(μ, Σ). The ELBO's regulariser KL(q_φ(z|x) || p(z)) has the closed form
 
     KL(N(μ_q, Σ_q) || N(μ_p, Σ_p)) = ½ [ tr(Σ_p⁻¹ Σ_q) + (μ_p − μ_q)ᵀ Σ_p⁻¹ (μ_p − μ_q) − L
                                          + log det Σ_p − log det Σ_q ],
 
-which for diagonal covariances and p = N(0, I) becomes  ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²).
-Both are checked in the tests against ``torch.distributions.kl_divergence`` and against a
-Monte Carlo estimate.
+which for diagonal covariances and p = N(0, I) becomes  ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²):
+chapter 2 ("The evidence lower bound", section "The KL term in closed form", label
+``kl-gaussian-closed-form``) derives it where the ELBO's KL term first appears and shows
+:func:`kl_diag_gaussian_std_normal`. Both are checked in the tests against
+``torch.distributions.kl_divergence`` and against a Monte Carlo estimate.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """Decoder log-likelihoods log p_θ(x|z), with every constant kept.
 
-The book uses three decoders (chapter 1 introduces them, the training chapter compares them):
+The book uses three decoders (chapter 1 introduces the Gaussian one and the categorical one of the digits, the
+training chapter, 5, compares all three):
 
 * Gaussian:     log N(x; μ, σ²I) = −½ Σ_d [ log 2π + log σ_d² + (x_d − μ_d)² / σ_d² ]
 * Bernoulli:    Σ_d [ x_d log p_d + (1 − x_d) log(1 − p_d) ],  p = sigmoid(logits)
 * Categorical:  Σ_d log softmax(logits_d)[x_d]  over the pixel levels 0 … L−1.
 
 With σ = 1 the Gaussian gives −½ ‖x − μ‖² − (D/2) log 2π: "MSE" is the Gaussian log-likelihood
-only up to the factor −½, the constant, and the *sum* (not mean) over the D pixels.
+only up to the factor −½, the constant, and the *sum* (not mean) over the D pixels. Chapter 1 derives this
+relation, log N(x; μ, σ²I) = −‖x − μ‖²/(2σ²) − (D/2) log(2πσ²), in its section "The Gaussian decoder and the
+squared error" (label ``gaussian-decoder-squared-error``), checked there against ``torch.distributions``.
 """
 
 from __future__ import annotations
