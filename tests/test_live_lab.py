@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 # Chapters 1 and 5 both show a live explorer; chapter 1 runs faster (about 25 s against 35 s).
 CHAPTER = "01_latent_variable_models"
-LIVE_CALL = re.compile(r"^(\w+)\s*=\s*vae_lib\.latent_explorer\(\s*([\w.]+)\s*,.*\.live\(\)", re.MULTILINE)
+LIVE_CALL = re.compile(r"^(\w+)\s*=\s*vae_lib\.latent_explorer\(\s*([\w.]+)\s*,.*?\.live\(\)", re.MULTILINE | re.DOTALL)
 SERVER_START_S = 120
 RUN_ALL_S = 420  # all cells, on a 2-core machine shared with another pytest worker
 KERNEL_ROUND_TRIP_MS = 60_000
@@ -170,7 +170,7 @@ class LabPage:
         self.outside: list[str] = []
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e) + " @ " + str(e.stack)[:1500]))
 
         def route(r):
             host = urlparse(r.request.url).hostname
@@ -366,9 +366,11 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
 
     # with the observer back, the same keyboard path updates the image again
     page.kernel_json(f"{live}.observe({live}._on_state, names='state'); print('null')")
-    # (an arrow key on the slider moves JupyterLab's active cell instead, even with the explorer's
-    # data-lm-suppress-shortcuts: a known limitation of the live widget inside JupyterLab; Home and End reach it)
-    slider.press("End")  # z₁ to the high end of its range
+    # an arrow key is the explorer's, not JupyterLab's: z₁ moves one step and the notebook's active cell stays
+    active_cell = "() => window.__panel.content.activeCellIndex"
+    active_before = page.page.evaluate(active_cell)
+    target = -3.0 + float(slider.get_attribute("step"))
+    slider.press("ArrowRight")
     try:
         page.page.wait_for_function(f"""(cell) => {{ const s = ({FIGURE_STATE})(cell);
             const host = cell.querySelector('.vae-explorer').parentNode;
@@ -385,6 +387,15 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
                              f"kernel {kstate}, slider {slider.evaluate('e => e.value')}, focus {focus}") from None
     kernel_end = _kernel_state(page, live, model)
     assert _max_abs_diff(page.page.evaluate(FIGURE_STATE, cell)["image"], kernel_end["decoded"]) < 1e-4
+    assert page.page.evaluate(active_cell) == active_before, "the arrow key moved the notebook's active cell"
+    # the same on the phase diagram: ArrowUp moves z₂, not the cell selection
+    z2_before = kernel_end["z"][1]
+    cell.query_selector(".vae-explorer svg[role=application]").press("ArrowUp")
+    deadline = time.monotonic() + KERNEL_ROUND_TRIP_MS / 1000
+    while _kernel_state(page, live, model)["z"][1] <= z2_before:
+        assert time.monotonic() < deadline, "ArrowUp on the phase diagram did not reach the kernel"
+        page.page.wait_for_timeout(200)
+    assert page.page.evaluate(active_cell) == active_before, "ArrowUp moved the notebook's active cell"
 
     status = page.page.evaluate("() => window.__panel.sessionContext.session.kernel.status")
     assert status == "idle" and page.kernel_troubles() == [], (status, page.kernel_troubles())

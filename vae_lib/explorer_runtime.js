@@ -536,9 +536,7 @@
     names.filter(function (n) { return !scaled(n); }).concat(names.filter(scaled)).forEach(function (name) {
       data[name] = decodeData(spec.data[name], data);
     });
-    // data-lm-suppress-shortcuts: in JupyterLab the arrow keys move the explorer, not the notebook's cell selection
-    var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap',
-                             'data-lm-suppress-shortcuts': 'true' }, host);
+    var fig = el('figure', { class: 'vae-explorer', role: 'figure', 'aria-labelledby': uid + '-cap' }, host);
     el('div', { class: 'vae-explorer-heading' }, fig).textContent = spec.title;
     var controls = el('div', { class: 'vae-explorer-controls' }, fig);
     var body = el('div', { class: 'vae-explorer-panels' }, fig);
@@ -767,6 +765,13 @@
       seq += 1;
       engine.update(values, data, spec.program, seq, draw);
     }
+    // In JupyterLab a key pressed in the explorer is the explorer's (an arrow moves z, not the notebook's active
+    // cell). Lumino skips its shortcuts for an element marked data-lm-suppress-shortcuts, but it tests a binding's
+    // selector (e.g. "... :focus") against the focused element before it looks for the mark on its ancestors: so
+    // every element that can take the focus carries the mark itself.
+    Array.prototype.forEach.call(fig.querySelectorAll('input, select, button, [tabindex]'), function (node) {
+      node.setAttribute('data-lm-suppress-shortcuts', 'true');
+    });
     host.explorer = {
       set: set, setMany: setMany, update: update, values: function () { return values; }, data: data,
       figure: fig, spec: spec
