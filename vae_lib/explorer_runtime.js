@@ -490,8 +490,12 @@
     '.vae-explorer-heading{font-weight:600;margin-bottom:.4em}',
     '.vae-explorer-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;align-items:center;margin-bottom:.4em}',
     '.vae-explorer-control{display:inline-flex;align-items:center;gap:.4em;font-size:.95em}',
-    '.vae-explorer-control input[type=range]{width:11em;max-width:40vw}',
-    '.vae-explorer-control output{font-family:monospace;min-width:3.5em}',
+    // a slider and its value are size-contained (each in a span of its own: a flex item cannot be a layout root),
+    // so that moving z lays out just them, not the page (chapter 7: 26,000 layout objects)
+    '.vae-explorer-control input[type=range]{width:11em;max-width:40vw;height:1.4em;contain:strict;margin:0;',
+    'display:inline-block;vertical-align:middle}',
+    '.vae-explorer-control output{font-family:monospace;display:inline-block;height:1.3em;line-height:1.3em;',
+    'contain:strict;white-space:nowrap;vertical-align:middle}',
     '.vae-explorer-panels{display:flex;flex-wrap:wrap;gap:.8em;align-items:flex-start}',
     '.vae-explorer-panel{flex:1 1 260px;max-width:420px;min-width:0}',
     '.vae-explorer-image{flex:0 1 200px}',
@@ -554,9 +558,10 @@
         if (c.snap) { values[c.name + '#index'] = Math.round((c.value - c.low) / c.step); }
         el('span', {}, box).textContent = c.label + ' ';
         var input = el('input', { type: 'range', min: c.low, max: c.high, step: c.step, value: c.value, id: id,
-                                  'aria-describedby': uid + '-readout' }, box);
-        var shown = el('output', { for: id }, box);
+                                  'aria-describedby': uid + '-readout' }, el('span', {}, box));
+        var shown = el('output', { for: id }, el('span', {}, box));
         shown.textContent = sliderText(c, c.value);
+        shown.style.width = sliderWidth(c) + 'ch';  // its widest text: the value's box never changes size
         input.addEventListener('input', function () { set(c.name, parseFloat(input.value)); });
         inputs[c.name] = { input: input, shown: shown, spec: c };
       } else if (c.kind === 'choice') {
@@ -684,6 +689,10 @@
 
     function sliderText(c, value) {  // a snapped slider's label for its step, or its value
       return c.labels ? c.labels[Math.round((value - c.low) / c.step)] : value.toFixed(c.digits);
+    }
+    function sliderWidth(c) {  // characters of the slider's widest text (its labels, or its two ends)
+      var texts = c.labels || [c.low.toFixed(c.digits), c.high.toFixed(c.digits)];
+      return Math.max.apply(null, texts.map(function (t) { return String(t).length; }));
     }
     function clampToSlider(name, value) {
       var c = inputs[name] && inputs[name].spec;
