@@ -8,8 +8,13 @@ citation in the book has a bibliography entry with the right authors, year and v
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -102,7 +107,7 @@ def bib():
 
 
 def test_top_level_requirements_pin_torch_and_install_without_an_index():
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name in ("requirements.txt", "requirements-book.txt", "requirements-dev.txt"):
         pairs = _expand(ROOT / name)
         options = [line for _, line in pairs if line.startswith(INDEX_OPTIONS)]
         assert options == [], f"{name} must install on machines without PyTorch's index: {options}"
@@ -112,12 +117,93 @@ def test_top_level_requirements_pin_torch_and_install_without_an_index():
     assert "-e ." in _lines(ROOT / "requirements.txt"), "the reader's requirements install vae_lib itself"
 
 
-def test_top_level_torch_pin_matches_the_package_metadata():
+def _package_requirements() -> dict[str, Requirement]:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    torch = [Requirement(d) for d in deps if Requirement(d).name == "torch"]
-    top = _requirements(_expand(ROOT / "requirements.txt"))["torch"]
-    assert [str(r.specifier) for r in torch] == [str(top.specifier)]
+    return {Requirement(d).name.lower(): Requirement(d) for d in deps}
+
+
+def test_package_metadata_states_ranges_that_hold_the_books_pins():
+    """pyproject.toml: a range for torch (any 2.x from 2.2, CPU or CUDA build, not 3), and every range holds the
+    version requirements.txt pins; requirements.txt holds every package vae_lib depends on."""
+    package = _package_requirements()
+    torch = package["torch"].specifier
+    for version in ("2.13.0", "2.13.0+cpu", "2.2.0", "2.5.1", "2.8.0+cu126", "2.99.0"):
+        assert torch.contains(version), (str(torch), version)
+    for version in ("2.1.2", "3.0.0", "1.13.1"):
+        assert not torch.contains(version), (str(torch), version)
+    top = _requirements(_expand(ROOT / "requirements.txt"))
+    assert set(package) <= set(top), f"requirements.txt misses {set(package) - set(top)}"
+    for name, req in top.items():
+        pins = [s.version for s in req.specifier if s.operator == "=="]
+        for pin in pins:
+            if name in package:
+                assert package[name].specifier.contains(pin), (name, str(package[name].specifier), pin)
+
+
+def _fake_distribution(site_packages: Path, name: str, version: str) -> None:
+    """An installed distribution as pip sees it (a .dist-info folder), without its files."""
+    info = site_packages / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    (info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+    (info / "RECORD").write_text("", encoding="utf-8")
+
+
+# vae_lib's other dependencies at versions inside pyproject.toml's ranges, as an existing environment holds them
+OTHERS = {"numpy": "1.26.4", "plotly": "6.0.0", "ipywidgets": "8.1.5", "anywidget": "0.9.13", "tqdm": "4.67.1",
+          "scikit-learn": "1.6.1"}
+
+
+@pytest.fixture(scope="module")
+def vae_lib_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from this pyproject.toml (its metadata is what pip reads; the package is a stub)."""
+    src = tmp_path_factory.mktemp("vae_lib_src")
+    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
+    shutil.copy(ROOT / "README.md", src / "README.md")
+    (src / "vae_lib").mkdir()
+    (src / "vae_lib" / "__init__.py").write_text("", encoding="utf-8")
+    out = tmp_path_factory.mktemp("wheel")
+    # --no-build-isolation: this environment's setuptools (offline); --isolated: no pip configuration of the machine
+    proc = subprocess.run([sys.executable, "-m", "pip", "--isolated", "wheel", "--no-deps", "--no-index",
+                           "--no-build-isolation", "-q", "-w", str(out), str(src)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = out.glob("vae_lib-*.whl")
+    return wheel
+
+
+def _pip_plan(tmp_path: Path, wheel: Path, torch_version: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """What ``pip install <vae_lib>`` would do in a fresh venv that holds torch ``torch_version`` and vae_lib's other
+    dependencies (offline: no index, no configuration; ``--dry-run --report``)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    for name, version in {"torch": torch_version, **OTHERS}.items():
+        _fake_distribution(site, name, version)
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "pip", "--isolated", "--python", str(python), "install",
+                           "--no-index", "--dry-run", "--report", str(report), str(wheel)],
+                          capture_output=True, text=True)
+    return proc, (json.loads(report.read_text(encoding="utf-8")) if proc.returncode == 0 else {})
+
+
+@pytest.mark.parametrize("torch_version", ["2.5.0", "2.8.0+cu126"])
+def test_installing_vae_lib_keeps_the_torch_an_environment_already_has(tmp_path, vae_lib_wheel, torch_version):
+    """Colab holds its own torch 2.x (a CUDA build): pip installing vae_lib there installs vae_lib only.
+
+    With the exact pin pyproject.toml once had (torch==2.13.0) pip must replace torch: offline it finds no
+    torch 2.13.0 and fails, and online it would download one."""
+    proc, report = _pip_plan(tmp_path, vae_lib_wheel, torch_version)
+    assert proc.returncode == 0, f"pip would not keep torch {torch_version}:\n{proc.stdout}{proc.stderr}"
+    assert [item["metadata"]["name"] for item in report["install"]] == ["vae_lib"]
+
+
+def test_installing_vae_lib_next_to_a_torch_older_than_its_range_asks_for_another(tmp_path, vae_lib_wheel):
+    proc, _ = _pip_plan(tmp_path, vae_lib_wheel, "1.13.1")
+    assert proc.returncode != 0, proc.stdout
+    assert "vae-lib 0.1.0 depends on torch" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_binder_installs_the_readers_requirements_plus_torchs_cpu_build():
@@ -131,6 +217,48 @@ def test_binder_installs_the_readers_requirements_plus_torchs_cpu_build():
     torch = _requirements(pairs)["torch"]
     assert torch.specifier.contains("2.13.0+cpu") and not torch.specifier.contains("2.13.0+cu126"), torch
     assert not torch.specifier.contains("2.12.0+cpu")
+
+
+# what only building the book or running the tests needs: a reader's notebook (and Binder) never imports these
+BUILD_AND_TEST_ONLY = {"jupyter-book", "django-static-mathjax", "sphinx", "myst-nb", "pytest", "pytest-xdist", "nbval",
+                       "hypothesis", "playwright", "ruff", "scipy"}
+
+
+def test_requirements_are_layered_reader_then_book_then_tests():
+    """requirements.txt (the reader and Binder) < requirements-book.txt (the build) < requirements-dev.txt (tests)."""
+    reader = _requirements(_expand(ROOT / "requirements.txt"))
+    book = _requirements(_expand(ROOT / "requirements-book.txt"))
+    dev = _requirements(_expand(ROOT / "requirements-dev.txt"))
+    assert "-r requirements.txt" in _lines(ROOT / "requirements-book.txt")
+    assert "-r requirements-book.txt" in _lines(ROOT / "requirements-dev.txt")
+    assert set(reader) < set(book) < set(dev)
+    assert {"jupyter-book", "django-static-mathjax"} <= set(book) - set(reader)
+    assert {"pytest", "nbval", "playwright"} <= set(dev) - set(book)
+    # JupyterLab and the extension that renders the chapters' MyST (admonitions, maths, cross-references) in it
+    assert {"jupyterlab", "jupyterlab-myst", "ipykernel"} <= set(reader)
+
+
+def test_binder_installs_only_what_a_readers_notebook_needs():
+    binder = _requirements(_expand(ROOT / "binder" / "requirements.txt"))
+    assert set(binder) & BUILD_AND_TEST_ONLY == set(), sorted(set(binder) & BUILD_AND_TEST_ONLY)
+    assert {"torch", "jupyterlab", "jupyterlab-myst", "anywidget", "plotly"} <= set(binder)
+
+
+def test_binder_start_caps_torchs_threads_and_starts_the_server(tmp_path):
+    """repo2docker runs binder/start before the server: one OpenMP/MKL thread, then the server's own command."""
+    start = ROOT / "binder" / "start"
+    assert start.read_text(encoding="utf-8").startswith("#!/bin/bash\n")
+    assert os.access(start, os.X_OK), "binder/start must be executable (git: mode 100755)"
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash to run binder/start")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    probe = ("import os, torch; print(os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'], "
+             "torch.get_num_threads())")
+    proc = subprocess.run([bash, str(start), sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "1", "1"]
 
 
 def test_binder_editable_install_resolves_from_the_repository_root():
@@ -167,13 +295,21 @@ def test_repository_url_is_written_once_in_the_files_the_build_and_binder_read()
     url = _config()["repository"]["url"]
     files = [ROOT / "_config.yml", ROOT / "_toc.yml", *BOOK.glob("*.md"), *BOOK.glob("*.ipynb"),
              *(ROOT / "binder").iterdir(), *(ROOT / ".github" / "workflows").iterdir()]
-    counts = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8").count(url) for p in files}
+    # a chapter's first cell installs vae_lib from it: that cell is generated from _config.yml by tools/install_cell.py
+    # (tests/test_install_cell.py checks it is the generated one), so it is not a second place the address is written
+    def generated(path: Path) -> int:
+        if path.suffix != ".ipynb":
+            return 0
+        cells = nbformat.read(path, as_version=4).cells
+        return sum(c.source.count(url) for c in cells if "install-vae-lib" in c.metadata.get("tags", []))
+
+    counts = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8").count(url) - generated(p) for p in files}
     assert {k: v for k, v in counts.items() if v} == {"_config.yml": 1}
     # book/intro.md reaches it through the YAML anchor, as a MyST substitution
     assert _config()["parse"]["myst_substitutions"]["repository_url"] == url
     assert "substitution" in _config()["parse"]["myst_enable_extensions"]
     intro = (BOOK / "intro.md").read_text(encoding="utf-8")
-    assert re.search(r"\{\{[^}]*\brepository_url\b[^}]*\}\}", intro), "intro.md's Colab install line"
+    assert re.search(r"\{\{[^}]*\brepository_url\b[^}]*\}\}", intro), "intro.md's Colab line"
 
 
 def test_launch_buttons_binder_and_colab_without_thebe():
@@ -190,9 +326,11 @@ def test_launch_buttons_binder_and_colab_without_thebe():
 def test_every_chapter_is_a_notebook_so_it_gets_launch_buttons():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     chapters = [c["file"] for c in toc["chapters"]]
-    for name in chapters[:-1]:
+    appendices = ["book/common_mistakes", "book/glossary", "book/references"]  # pages, not notebooks
+    for name in chapters[:-len(appendices)]:
         assert (ROOT / f"{name}.ipynb").is_file(), f"{name} is not a notebook: no Binder/Colab button"
-    assert chapters[-1] == "book/references" and (ROOT / "book" / "references.md").is_file()
+    assert chapters[-len(appendices):] == appendices
+    assert all((ROOT / f"{name}.md").is_file() for name in appendices)
 
 
 # ---------------------------------------------------------------- the GitHub Pages workflow
@@ -216,7 +354,9 @@ def test_pages_workflow_installs_with_the_cpu_index_and_builds_with_the_readme_c
     assert len(installs) == 1
     install = installs[0]
     assert install[install.index("--extra-index-url") + 1] == CPU_INDEX
-    assert install[install.index("-r") + 1] == "requirements.txt"
+    assert install[install.index("-r") + 1] == "requirements-book.txt"
+    # the README's Linux install line for the build is the same command
+    assert f"pip install --extra-index-url {CPU_INDEX} -r requirements-book.txt" in readme
 
 
 def test_pages_workflow_publishes_the_built_html_with_the_pages_actions():
