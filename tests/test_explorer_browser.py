@@ -102,3 +102,36 @@ def test_the_drawing_pad_computes_pythons_elbo(page, tmp_path):
     assert json.loads(page.evaluate("() => document.querySelector('.vae-explorer').dataset.values"))["kl"] == \
         pytest.approx(got["kl"])
     assert page.errors == []
+
+
+def test_a_move_lays_out_only_the_explorer(page, tmp_path):
+    """Moving z must not lay out the page around the explorer (on chapter 7's page, 26,000 layout objects).
+
+    Chrome's trace names the root of every layout pass: the explorer's sliders, their values, its plot and its
+    readout are size-contained, so a move's layouts start there. A slider or value that changes size, or one that
+    is a flex item (which Chrome never takes as a layout root), makes the root the document again.
+    """
+    model, shape = models()["mlp"]
+    explorer = latent_explorer(model, shape, value_range=(0.0, 16.0))
+    filler = "".join(f"<p>paragraph {i} of the page around the explorer</p>" for i in range(2000))
+    path = tmp_path / "long.html"
+    path.write_text(f'<html><head><meta charset="utf-8"></head><body>{filler[:len(filler) // 2]}{explorer.html()}'
+                    f'{filler[len(filler) // 2:]}</body></html>', "utf-8")
+    page.goto(path.as_uri())
+    page.wait_for_function("() => document.querySelector('.vae-explorer-host').explorer")
+    page.evaluate("() => document.querySelector('.vae-explorer-host').scrollIntoView({block: 'center'})")
+    browser = page.context.browser
+    browser.start_tracing(page=page, categories=["devtools.timeline", "disabled-by-default-devtools.timeline"])
+    for z1, z2 in ((0.3, -0.2), (-1.7, 2.25), (2.9, 0.05)):  # values of different widths: "-1.70", "0.30"
+        page.evaluate("""([z1, z2]) => new Promise(done => requestAnimationFrame(() => {
+            document.querySelector('.vae-explorer-host').explorer.setMany([['z1', z1], ['z2', z2]]);
+            requestAnimationFrame(() => setTimeout(done));
+        }))""", [z1, z2])
+    trace = json.loads(browser.stop_tracing())
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    layouts = [e["args"] for e in events if e.get("name") == "Layout" and e.get("ph") == "X"]
+    assert len(layouts) >= 3, "each move should lay out the explorer's changed parts"
+    roots = {r["nodeName"].split(" ")[0] for a in layouts for r in a["endData"]["layoutRoots"]}
+    assert roots.isdisjoint({"#document", "HTML", "BODY", "FIGURE", "DIV", "LABEL"}), roots
+    assert max(a["beginData"]["totalObjects"] for a in layouts) < 200, layouts
+    assert page.errors == []
