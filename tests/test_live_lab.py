@@ -151,7 +151,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     started = time.monotonic()
     server = Lab(tmp_path_factory.mktemp("live_lab"))
     try:
-        shutil.copy(ROOT / "book" / f"{CHAPTER}.ipynb", server.root / f"{CHAPTER}.ipynb")
+        for notebook in sorted((ROOT / "book").glob("*.ipynb")):  # every chapter (the MyST test reads them all)
+            shutil.copy(notebook, server.root / notebook.name)
         server.wait_until_up()
         print(f"\nJupyterLab up in {time.monotonic() - started:.1f} s")
         yield server
@@ -406,3 +407,80 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
     print(f"\nopen {opened - started:.1f} s, Run All {ran - opened:.1f} s, drag {moved - ran:.1f} s, "
           f"control {time.monotonic() - moved:.1f} s\nblocked requests: {page.outside}\n"
           f"console errors: {page.console_errors}\nstderr of the cells: {stderr}")
+
+
+# ---------------------------------------------------------------- MyST in JupyterLab (jupyterlab-myst)
+# Text that only MyST markup leaves behind when nothing renders it: directive fences, roles, directive options,
+# substitutions, and display maths that was not typeset (``$$``). Read from the rendered cells' text without KaTeX's
+# TeX annotations (TeX has its own braces) and without code (which may quote markup on purpose).
+RAW_MYST = re.compile(r":::|```|\{[a-z]+(?::[a-z]+)?\}`|\{(?:admonition|note|tip|warning|dropdown|glossary|figure|"
+                      r"math)\}|^\s*:(?:class|label|name|alt|open):|\{\{|\$\$", re.MULTILINE)
+ADMONITION = re.compile(r"^(?::{3,}|`{3,})\{(admonition|note|tip|warning|important|caution|seealso|attention|danger|"
+                        r"error|hint)\}", re.MULTILINE)
+DROPDOWN = re.compile(r"^(?::{3,}|`{3,})\{(?:admonition|note|tip|warning)\}[^\n]*\n(?::\w+:[^\n]*\n)*?:class:[^\n]*"
+                      r"\bdropdown\b", re.MULTILINE)
+DISPLAY_MATH = re.compile(r"\$\$.+?\$\$|^(?::{3,}|`{3,})\{math\}", re.MULTILINE | re.DOTALL)
+RENDER_S = 120
+
+# Every markdown cell of the open notebook, as jupyterlab-myst rendered it (null while a cell is not rendered yet).
+MARKDOWN_CELLS = """(panel) => panel.content.widgets.filter(w => w.model.type === 'markdown').map(w => {
+    const myst = w.node.querySelector('.myst');
+    if (!myst) return null;
+    const copy = myst.cloneNode(true);
+    copy.querySelectorAll('annotation, .katex-mathml, code, pre').forEach(e => e.remove());
+    return {text: copy.textContent, admonitions: myst.querySelectorAll('.myst-admonition').length,
+            dropdowns: myst.querySelectorAll('details.myst-admonition.dropdown').length,
+            display_math: myst.querySelectorAll('.katex-display').length,
+            unresolved_citations: myst.querySelectorAll('[title="Citation Not Found"]').length};
+})"""
+
+
+def _myst_source_counts(notebook: Path) -> dict[str, int]:
+    import nbformat
+
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown"]
+    return {"cells": len(cells), "admonitions": sum(len(ADMONITION.findall(c)) for c in cells),
+            "dropdowns": sum(len(DROPDOWN.findall(c)) for c in cells),
+            "display_math": sum(len(DISPLAY_MATH.findall(c)) for c in cells)}
+
+
+def test_chapters_markdown_renders_as_myst_in_jupyterlab(browser, lab):
+    """Every chapter opened in JupyterLab: each markdown cell rendered by jupyterlab-myst, its admonitions boxes (the
+    dropdowns collapsible), its display maths typeset, and no raw MyST markup (``:::``, ``{cite:p}`...```,
+    ``{admonition}``, ``{eq}``, ``{term}``, ``{ref}``, ``:class:``) left in the text a reader sees."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []
+    page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost")
+               or r.request.url.startswith(("data:", "blob:")) else (outside.append(r.request.url), r.abort()))
+    try:
+        # ?reset: an empty workspace (no tabs restored from the live test)
+        page.goto(f"{lab.url}/lab?reset&token={lab.token}", wait_until="load")
+        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=SERVER_START_S * 1000)
+        page.evaluate("() => window.jupyterapp.restored")
+        found, unresolved, problems = {}, {}, {}
+        for notebook in sorted(lab.root.glob("*.ipynb")):  # the copies the server serves
+            started = time.monotonic()
+            page.evaluate("""async (path) => {
+                window.__myst = await window.jupyterapp.commands.execute('docmanager:open', {path: path});
+                await window.__myst.context.ready; }""", notebook.name)
+            page.wait_for_function(f"() => ({MARKDOWN_CELLS})(window.__myst).every(c => c !== null)",
+                                   timeout=RENDER_S * 1000, polling=500)
+            cells = page.evaluate(f"() => ({MARKDOWN_CELLS})(window.__myst)")
+            raw = [(i, m.group(0), c["text"][max(0, m.start() - 40):m.end() + 40]) for i, c in enumerate(cells)
+                   for m in [RAW_MYST.search(c["text"])] if m]
+            expected = _myst_source_counts(notebook)
+            found[notebook.name] = {"cells": len(cells), **{k: sum(c[k] for c in cells)
+                                                            for k in ("admonitions", "dropdowns", "display_math")}}
+            if raw or found[notebook.name] != expected:
+                problems[notebook.name] = {"raw markup (markdown cell, match, context)": raw,
+                                           "rendered": found[notebook.name], "in the source": expected}
+            unresolved[notebook.name] = sum(c["unresolved_citations"] for c in cells)
+            page.evaluate("""async () => { const w = window.__myst;
+                if (w.sessionContext.session) await w.sessionContext.shutdown(); w.dispose(); }""")
+            print(f"{notebook.name}: {found[notebook.name]} rendered in {time.monotonic() - started:.1f} s")
+        assert problems == {}, f"MyST that JupyterLab does not render as the book does: {problems}"
+        assert outside == [], f"requests that left localhost: {outside}"
+        # jupyterlab-myst has no bibliography: a citation shows its key (e.g. kingma2014) with a warning sign
+        print(f"citations shown as keys (no bibliography in JupyterLab): {unresolved}")
+    finally:
+        page.close()
