@@ -12,7 +12,7 @@ import plotly.io as pio
 import pytest
 from plotly.subplots import make_subplots
 
-from vae_lib.display import BOOK_RENDERER, BookHtmlRenderer, draw_when_plotly_is_ready, figure_label, setup_notebook
+from vae_lib.display import BOOK_NEW_PLOT, BOOK_RENDERER, BookHtmlRenderer, draw_when_plotly_is_ready, figure_label, setup_notebook
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_setup_emits_plotly_json_for_jupyterlab_and_html_for_the_book(restore_re
     bundle = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))._repr_mimebundle_()
     assert "application/vnd.plotly.v1+json" in bundle
     html = bundle["text/html"]
-    assert "Plotly.newPlot" in html
+    assert BOOK_NEW_PLOT in html
     assert len(html) < 50_000, "plotly.js must not be embedded in every figure"
     assert "cdn" not in html.lower() and "https://" not in html
     assert "vaeExplorer" not in html  # explorers draw themselves (vae_lib.explorer): no script rides on each figure
@@ -151,14 +151,16 @@ def test_renderer_rejects_a_non_bool_cdn_flag():
 def test_the_drawing_script_waits_for_a_deferred_plotly_js():
     html = BookHtmlRenderer().to_mimebundle(_two_panel_figure().to_dict())["text/html"]
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    drawing = [s for s in scripts if "Plotly.newPlot" in s]
+    drawing = [s for s in scripts if ".newPlot(" in s]
     assert len(drawing) == 1
     body = drawing[0]
     # without Plotly it waits for DOMContentLoaded (deferred scripts run before it), with Plotly it draws at once
     assert body.lstrip().startswith("(function vaeBookDraw() {")
     wait = "document.addEventListener('DOMContentLoaded', vaeBookDraw, {once: true}); return;"
     assert "if (!window.Plotly) { " + wait + " }" in body
-    assert body.index("if (!window.Plotly)") < body.index("Plotly.newPlot") and body.rstrip().endswith("})();")
+    assert body.index("if (!window.Plotly)") < body.index(BOOK_NEW_PLOT) and body.rstrip().endswith("})();")
+    # the book's page script (vaeBook) draws it near the viewport; without it, plotly draws it at once
+    assert body.count(BOOK_NEW_PLOT) == 1 and "Plotly.newPlot(" not in body
 
 
 def test_draw_when_plotly_is_ready_wraps_exactly_one_script_and_leaves_other_html_alone():

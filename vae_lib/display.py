@@ -27,7 +27,7 @@ import numpy as np
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_RENDERER", "BookHtmlRenderer", "compact_arrays", "draw_when_plotly_is_ready", "figure_label",
+__all__ = ["BOOK_NEW_PLOT", "BOOK_RENDERER", "BookHtmlRenderer", "compact_arrays", "draw_when_plotly_is_ready", "figure_label",
            "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
@@ -82,19 +82,30 @@ _DRAW_WHEN_READY = ("<script>(function vaeBookDraw() {{\n  if (!window.Plotly) {
                     "{body}\n}})();</script>")
 
 
+_NEW_PLOT = "Plotly.newPlot("
+BOOK_NEW_PLOT = "(window.vaeBook || Plotly).newPlot("
+
+
 def draw_when_plotly_is_ready(figure_html: str) -> str:
-    """Make plotly's drawing script wait for plotly.js if the page has not run it yet.
+    """Make plotly's drawing script wait for plotly.js if the page has not run it yet, and let the book's page script
+    draw the figure when it approaches the viewport.
 
     The book loads plotly.js with ``defer`` (``_ext/static_page.py``), so the text of a chapter is painted before the
-    4.6 MB library is parsed; a deferred script runs before ``DOMContentLoaded``, so a figure whose script finds no
+    library is parsed; a deferred script runs before ``DOMContentLoaded``, so a figure whose script finds no
     ``Plotly`` draws itself then. Where plotly.js is already there (a page that loads it first, Colab), it draws at
-    once.
+    once. The call ``Plotly.newPlot(...)`` becomes ``(window.vaeBook || Plotly).newPlot(...)``: in the book,
+    ``vaeBook`` (``book/_static/vae-book.js``, deferred like plotly.js) draws the figure when it comes near the
+    viewport, in the page's light or dark theme; anywhere else plotly draws it at once.
     """
     if not isinstance(figure_html, str):
         raise TypeError(f"figure_html must be a str, got {type(figure_html).__name__}")
+
+    def wrap(match: re.Match) -> str:
+        return _DRAW_WHEN_READY.format(body=match.group(1).replace(_NEW_PLOT, BOOK_NEW_PLOT, 1))
+
     # count=1: a figure has one drawing script. Without one (another plotly version's HTML) the snippet is returned
     # as it is: it still draws where plotly.js is loaded first, and the book's browser tests fail on the page.
-    return _DRAW_SCRIPT.sub(lambda m: _DRAW_WHEN_READY.format(body=m.group(1)), figure_html, count=1)
+    return _DRAW_SCRIPT.sub(wrap, figure_html, count=1)
 
 
 def compact_arrays(value: object) -> object:

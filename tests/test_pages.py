@@ -1,0 +1,328 @@
+"""The built book's pages as readers on different screens get them: weight, desktop code width, phones, dark mode.
+
+* plotly.js is the book's partial bundle (``book/_static/vendor/plotly-book.min.js``, built by
+  ``tools/plotly_bundle/build.js``): its plotly.js version is the one the installed plotly package writes figures for,
+  and it registers every trace type that any figure in the built pages uses;
+* figures are drawn when they come near the viewport (``book/_static/vae-book.js``), all of them before printing;
+* at desktop width (1280×800, 1440×900) no code cell or printed output scrolls sideways (``book/_static/vae-book.css``
+  gives the page column at least 80 characters of code; the chapters keep their lines to 79);
+* at a phone's width (375 px, touch) no page scrolls sideways, and every explorer answers a finger;
+* in dark mode figures have a dark paper with light text, and so do the explorers.
+
+The page-weight and time-to-figure budgets are measured by ``benchmarks/browser.py`` (see benchmarks/README.md), not
+asserted here: timings on a shared machine are not a test.
+
+Uses the book built by tests/test_browser.py's fixture (``VAE_BOOK_HTML=<_build/html>`` reuses a built book).
+Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_browser import CHAPTERS, HOSTS, ROOT, SCREENSHOTS, book_html, server  # noqa: E402,F401  (fixtures)
+
+sys.path.insert(0, str(ROOT / "_ext"))
+import static_page  # noqa: E402
+
+FIGURES = "Array.from(document.querySelectorAll('.plotly-graph-div'))"
+DESKTOPS = [(1280, 800), (1440, 900)]
+PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+def in_browser(test):
+    """Marks a test that drives Chromium against the built book (skipped without a Chromium: tests/browsers.py)."""
+    return pytest.mark.slow(pytest.mark.browser(test))
+
+
+# ---------------------------------------------------------------- the partial plotly.js bundle (no browser)
+
+
+def test_the_bundle_is_the_plotly_js_version_plotly_py_writes_figures_for():
+    from plotly.offline import get_plotlyjs_version
+
+    path, version, traces = static_page.plotly_bundle()
+    assert version == get_plotlyjs_version(), f"{path} is plotly.js {version}: rebuild it (tools/plotly_bundle)"
+    listed = json.loads((ROOT / "tools" / "plotly_bundle" / "traces.json").read_text())["traces"]
+    assert traces == listed, "the bundle was not built from tools/plotly_bundle/traces.json"
+    full = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
+    assert path.stat().st_size < 0.4 * full.stat().st_size, "the partial bundle is not much smaller than the full one"
+
+
+# ---------------------------------------------------------------- pages in the browser
+
+
+class Visit:
+    """A page in a fresh context (options: viewport, touch, colour scheme); requests outside localhost are blocked
+    and recorded, and so are console errors."""
+
+    def __init__(self, browser, url: str, **context) -> None:
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.context = browser.new_context(**({"viewport": {"width": 1280, "height": 800}} | context))
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url, wait_until="load")
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def draw_all(self) -> int:
+        """Draw every figure (as before printing) and wait for them; the number of figures."""
+        self.page.wait_for_function("() => document.readyState === 'complete' && window.vaeBook !== undefined "
+                                    f"|| {FIGURES}.length === 0", timeout=30_000)
+        return self.page.evaluate(f"() => window.vaeBook ? vaeBook.drawAll().then(f => f.length) : {FIGURES}.length")
+
+    def close(self) -> None:
+        assert self.errors == [] and self.outside == [], (self.errors, self.outside)
+        self.context.close()
+
+
+def _trace_types_in_notebooks(book_html: Path) -> dict[str, set[str]]:
+    """Trace types of every figure the executed chapters display (plotly's JSON; a trace without a type is a scatter)."""
+    import nbformat
+
+    types: dict[str, set[str]] = {}
+    for chapter in CHAPTERS:
+        nb = nbformat.read(book_html.parent / "jupyter_execute" / "book" / f"{chapter}.ipynb", as_version=4)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+                fig = out.get("data", {}).get("application/vnd.plotly.v1+json")
+                if fig:
+                    for trace in fig["data"]:
+                        types.setdefault(trace.get("type", "scatter"), set()).add(chapter)
+    return types
+
+
+@in_browser
+def test_the_bundle_registers_every_trace_type_the_pages_use(browser, server, book_html):
+    """The trace types of every figure in the built pages (from the pages' figures, drawn, and from the executed
+    notebooks) are all registered by the bundle the pages load."""
+    used = _trace_types_in_notebooks(book_html)
+    registered: set[str] = set()
+    for chapter in CHAPTERS:
+        visit = Visit(browser, f"{server}/book/{chapter}.html")
+        if visit.draw_all():
+            found = visit.page.evaluate(f"""() => ({{
+                registered: Object.keys(Plotly.PlotSchema.get().traces),
+                used: {FIGURES}.flatMap(gd => gd.data.map(t => t.type || 'scatter')),
+                drawn: {FIGURES}.flatMap(gd => gd._fullData.map(t => t.type))}})""")
+            registered = set(found["registered"])
+            for kind in found["used"]:
+                used.setdefault(kind, set()).add(chapter)
+            # a type the bundle lacks is drawn as nothing (plotly skips it): _fullData would not have it
+            assert sorted(found["drawn"]) == sorted(found["used"]), (chapter, found["used"], found["drawn"])
+        visit.close()
+    assert used, "no figure found in the built pages"
+    missing = {kind: sorted(chapters) for kind, chapters in used.items() if kind not in registered}
+    assert not missing, f"trace types used by the pages but not in the bundle: {missing}"
+    print("trace types used:", {k: sorted(v) for k, v in sorted(used.items())}, "registered:", sorted(registered))
+
+
+@in_browser
+def test_figures_are_drawn_when_they_come_near_the_viewport_and_all_before_printing(browser, server):
+    chapter = max(CHAPTERS, key=lambda c: (ROOT / "book" / f"{c}.ipynb").read_text().count("plotly"))
+    visit = Visit(browser, f"{server}/book/{chapter}.html")
+    page = visit.page
+    page.wait_for_function("() => window.vaeBook !== undefined")
+    page.wait_for_timeout(500)
+    state = page.evaluate(f"""() => {FIGURES}.map(gd => ({{drawn: gd.hasAttribute('data-vae-drawn') || !!gd._fullLayout,
+        top: gd.getBoundingClientRect().top, height: gd.getBoundingClientRect().height}}))""")
+    far = [s for s in state if s["top"] > 3 * 800]
+    assert far and not any(s["drawn"] for s in far), "figures far below the viewport were drawn at load"
+    assert all(s["height"] > 200 for s in state), "a figure not drawn yet must keep its height (anchors)"
+    last = len(state) - 1
+    page.evaluate(f"() => {FIGURES}[{last}].scrollIntoView({{block: 'center'}})")
+    page.wait_for_function(f"() => {FIGURES}[{last}].getAttribute('data-vae-drawn') !== null", timeout=10_000)
+    page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+    page.wait_for_function(f"() => {FIGURES}.every(gd => gd.getAttribute('data-vae-drawn') !== null)", timeout=30_000)
+    visit.close()
+
+
+# ---------------------------------------------------------------- desktop: code without sideways scrolling
+
+
+CODE_BLOCKS = "Array.from(document.querySelectorAll('div.cell_input pre, div.cell_output pre'))"
+
+
+@in_browser
+@pytest.mark.parametrize("size", DESKTOPS, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_code_cell_or_output_scrolls_sideways_at_desktop_width(browser, server, chapter, size):
+    """Every ``pre`` of a code cell or its output fits its box (scrollWidth ≤ clientWidth); the failure lists each
+    line that does not fit, with its length."""
+    visit = Visit(browser, f"{server}/book/{chapter}.html", viewport={"width": size[0], "height": size[1]})
+    found = visit.page.evaluate(f"""() => {{
+        const blocks = {CODE_BLOCKS};
+        const wide = blocks.filter(p => p.scrollWidth > p.clientWidth);
+        const columns = p => {{  // characters that fit in the box
+            const s = document.createElement('span'); s.textContent = 'x'.repeat(100); p.appendChild(s);
+            const w = s.getBoundingClientRect().width / 100; s.remove(); const cs = getComputedStyle(p);
+            return Math.floor((p.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)) / w); }};
+        return {{blocks: blocks.length, columns: blocks.length ? columns(blocks[0]) : null,
+                 wide: wide.map(p => ({{kind: p.closest('.cell_output') ? 'output' : 'code', columns: columns(p),
+                                       lines: p.textContent.split('\\n').filter(l => l.length > columns(p))}}))}};
+    }}""")
+    visit.close()
+    assert found["blocks"] > 0
+    assert found["columns"] >= 80, f"the page column shows {found['columns']} characters of code, not 80"
+    lines = [f"{chapter}.html [{w['kind']}, {len(line)} chars > {w['columns']}]: {line}"
+             for w in found["wide"] for line in (w["lines"] or ["(a box wider than its column)"])]
+    if lines:  # pytest.fail: the whole list, not assert's shortened repr
+        pytest.fail(f"{len(lines)} line(s) scroll sideways at {size[0]}x{size[1]}:\n" + "\n".join(lines), pytrace=False)
+
+
+# ---------------------------------------------------------------- phones: 375 px, touch
+
+
+@in_browser
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_page_overflows_sideways_on_a_phone(browser, server, chapter):
+    visit = Visit(browser, f"{server}/book/{chapter}.html", **PHONE)
+    page = visit.page
+    visit.draw_all()
+    page.wait_for_timeout(300)
+    found = page.evaluate("""() => {
+        const vw = document.documentElement.clientWidth;
+        const wide = Array.from(document.querySelectorAll('.bd-article *')).filter(e => {
+            const r = e.getBoundingClientRect();
+            if (r.right <= vw + 1 || r.width === 0) return false;
+            for (let p = e.parentElement; p; p = p.parentElement) {  // inside a box that scrolls or clips: fine
+                const o = getComputedStyle(p).overflowX;
+                if (o === 'auto' || o === 'scroll' || o === 'hidden') return false;
+            }
+            return true; });
+        const outer = wide.filter(e => !wide.includes(e.parentElement));
+        return {scrollWidth: document.documentElement.scrollWidth, viewport: vw, innerWidth: innerWidth,
+                wide: outer.slice(0, 8).map(e => e.tagName.toLowerCase() + '.' + (e.className.baseVal ?? e.className)
+                    + ' right=' + Math.round(e.getBoundingClientRect().right))};
+    }""")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"phone-{chapter}.png"))
+    visit.close()
+    assert found["scrollWidth"] <= found["viewport"], f"{chapter}: the page is wider than the phone: {found}"
+
+
+def _touch_drag(page, points: list[tuple[float, float]]) -> None:
+    """One finger put down at the first point, moved through the others, lifted (Chrome DevTools Protocol)."""
+    cdp = page.context.new_cdp_session(page)
+    kinds = ["touchStart"] + ["touchMove"] * (len(points) - 2) + ["touchEnd"]
+    for kind, (x, y) in zip(kinds, points, strict=True):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else
+                                              [{"x": x, "y": y, "id": 1, "radiusX": 4, "radiusY": 4, "force": 1}]})
+    cdp.detach()
+
+
+def _values(page, index: int) -> str:
+    return page.evaluate(f"() => JSON.stringify({HOSTS}[{index}].explorer.values(), (k, v) => v && v.d ? "
+                         "Array.from(v.d) : v)")
+
+
+@in_browser
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_explorer_answers_a_finger_on_a_phone(browser, server, chapter):
+    """At 375 px with touch: a tap on an explorer's plane moves z there and a drag moves it on (the page does not
+    scroll meanwhile); a drag on a drawing pad inks it; a tap on a slider or menu of any other explorer changes it."""
+    visit = Visit(browser, f"{server}/book/{chapter}.html", **PHONE)
+    page = visit.page
+    page.wait_for_function(f"() => {HOSTS}.length > 0 && {HOSTS}.every(h => h.explorer)", timeout=30_000)
+    n = page.evaluate(f"() => {HOSTS}.length")
+    for index in range(n):
+        host = page.evaluate_handle(f"() => {HOSTS}[{index}]").as_element()
+        host.scroll_into_view_if_needed()
+        target = host.query_selector("svg[role=application]") or host.query_selector(".vae-explorer-pad-canvas")
+        before = _values(page, index)
+        if target is not None:
+            target.scroll_into_view_if_needed()
+            box = target.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 375 + 1, f"explorer {index} is wider than the phone"
+            x0, y0 = box["x"] + 0.62 * box["width"], box["y"] + 0.41 * box["height"]
+            page.touchscreen.tap(x0, y0)
+            tapped = _values(page, index)
+            assert tapped != before, f"{chapter}: a tap on explorer {index} changed nothing"
+            scroll = page.evaluate("() => scrollY")
+            _touch_drag(page, [(x0, y0)] + [(x0 - 6 * k, y0 + 5 * k) for k in range(1, 9)])
+            assert _values(page, index) != tapped, f"{chapter}: a drag on explorer {index} changed nothing"
+            assert page.evaluate("() => scrollY") == scroll, "the drag scrolled the page instead of moving z"
+        else:
+            control = host.query_selector("input[type=range]") or host.query_selector("select")
+            assert control is not None, f"{chapter}: explorer {index} has nothing to touch"
+            control.scroll_into_view_if_needed()
+            if control.evaluate("e => e.tagName") == "SELECT":
+                control.tap()
+                options = control.evaluate("e => Array.from(e.options).map(o => o.value)")
+                control.select_option(options[-1] if control.input_value() != options[-1] else options[0])
+            else:
+                box = control.bounding_box()
+                page.touchscreen.tap(box["x"] + 0.9 * box["width"], box["y"] + box["height"] / 2)
+            assert _values(page, index) != before, f"{chapter}: a tap on explorer {index}'s control changed nothing"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate(f"() => {HOSTS}[0].scrollIntoView({{block: 'start'}})")
+    page.screenshot(path=str(SCREENSHOTS / f"phone-explorer-{chapter}.png"))
+    visit.close()
+
+
+# ---------------------------------------------------------------- dark mode
+
+
+# text that sits on the paper (titles, axes, ticks, legends, annotations, colour bars); labels on a heatmap's cells or
+# a contour's bands sit on the data's colours, and plotly picks their colour for those
+LAYOUT_TEXT = ("text.gtitle, text.xtitle, text.ytitle, .xtick text, .ytick text, text.legendtext, .annotation-text, "
+               ".cbaxis text, .cbtitle text")
+
+
+@in_browser
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_dark_mode_draws_figures_and_explorers_dark_with_light_text(browser, server, chapter):
+    """With the reader's system in dark mode (the theme follows it), every figure's paper and plot area are dark
+    and its text light, as drawn (the SVG's background and text fill); so is each explorer's card. Switching the
+    page to light redraws the figures light."""
+    visit = Visit(browser, f"{server}/book/{chapter}.html", color_scheme="dark")
+    page = visit.page
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    figures = visit.draw_all()
+    found = page.evaluate(f"""() => {{
+        const lum = c => vaeBook.luminance(c), LAYOUT_TEXT = {json.dumps(LAYOUT_TEXT)};
+        return {{
+          figures: {FIGURES}.map(gd => {{
+            const svg = gd.querySelector('svg.main-svg'), bg = gd.querySelector('rect.bg');
+            const texts = Array.from(gd.querySelectorAll(LAYOUT_TEXT)).filter(t => t.textContent.trim())
+                .map(t => getComputedStyle(t).fill);
+            return {{paper: lum(getComputedStyle(svg).backgroundColor), plot: bg ? lum(getComputedStyle(bg).fill) : 0,
+                     text: Math.min(...texts.map(lum)), texts: texts.length}}; }}),
+          explorers: {HOSTS}.map(h => {{ const card = h.querySelector('.vae-explorer'), cs = getComputedStyle(card);
+            return {{background: lum(cs.backgroundColor), text: lum(cs.color)}}; }})}};
+    }}""")
+    assert len(found["figures"]) == figures
+    for i, fig in enumerate(found["figures"]):
+        assert fig["paper"] < 0.05 and fig["plot"] < 0.05, f"{chapter} figure {i}: light background {fig}"
+        assert fig["texts"] > 0 and fig["text"] > 0.5, f"{chapter} figure {i}: dark text on the dark paper {fig}"
+    for i, card in enumerate(found["explorers"]):
+        assert card["background"] < 0.05 and card["text"] > 0.5, f"{chapter} explorer {i}: {card}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for selector, name in ((".plotly-graph-div", "figure"), (".vae-explorer", "explorer")):
+        element = page.query_selector(selector)
+        if element is not None:
+            element.scroll_into_view_if_needed()
+            element.screenshot(path=str(SCREENSHOTS / f"dark-{name}-{chapter}.png"))
+    if figures:
+        page.evaluate("() => document.documentElement.setAttribute('data-theme', 'light')")
+        page.wait_for_function(f"() => {FIGURES}.every(gd => gd.getAttribute('data-vae-drawn') === 'light')",
+                               timeout=30_000)
+        light = page.evaluate(f"() => {FIGURES}.map(gd => vaeBook.luminance("
+                              "getComputedStyle(gd.querySelector('svg.main-svg')).backgroundColor))")
+        assert min(light) > 0.9, f"{chapter}: back in light mode, a figure stayed dark {light}"
+    visit.close()

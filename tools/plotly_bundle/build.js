@@ -1,0 +1,67 @@
+// Build the book's partial plotly.js bundle: plotly.js's core and only the trace types the book's figures use.
+//
+// The output is committed (book/_static/vendor/plotly-book.min.js): building the book needs neither npm nor the
+// internet. Rebuild it when plotly (the Python package) moves to another plotly.js version, or when a figure needs a
+// trace type the bundle lacks (tests/test_pages.py lists the types the built pages use and fails on a missing one):
+//
+//   mkdir /tmp/plotly-bundle && cd /tmp/plotly-bundle
+//   npm pack plotly.js@<version> && tar xzf plotly.js-<version>.tgz && cd package
+//   npm install --omit=dev --ignore-scripts
+//   npm install --no-save --ignore-scripts esbuild@0.28 esbuild-plugin-glsl@1.4.2 \
+//       esbuild-plugin-environment@0.5.0 esbuild-plugin-inline-css@0.0.1
+//   node /path/to/repo/tools/plotly_bundle/build.js /path/to/repo/book/_static/vendor/plotly-book.min.js
+//
+// <version> is the plotly.js that plotly.py bundles: python -c "import plotly.offline as o; print(o.get_plotlyjs_version())".
+// The esbuild settings are plotly.js's own (its esbuild-config.js), minified as its dist/*.min.js files are.
+'use strict';
+
+const path = require('path');
+const fs = require('fs');
+
+const TRACES = require('./traces.json').traces;
+const root = process.cwd(); // the unpacked plotly.js package
+const out = path.resolve(process.argv[2] || 'plotly-book.min.js');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+if (pkg.name !== 'plotly.js') { throw new Error(`run this in the unpacked plotly.js package, not ${root}`); }
+
+const entry = path.join(root, 'lib', 'index-vae-book.js');
+fs.writeFileSync(entry, [
+  "'use strict';",
+  "var Plotly = require('./core');",
+  'Plotly.register([',
+  ...TRACES.filter(t => t !== 'scatter').map(t => `  require('./${t}'),`),  // scatter is part of the core
+  ']);',
+  'module.exports = Plotly;', ''].join('\n'));
+
+const need = name => require(require.resolve(name, { paths: [root] }));  // from the package's node_modules
+const { build } = need('esbuild');
+const { environmentPlugin } = need('esbuild-plugin-environment');
+const { glsl } = need('esbuild-plugin-glsl');
+const InlineCSSPlugin = need('esbuild-plugin-inline-css');
+
+const banner = `/**
+* plotly.js v${pkg.version}, partial bundle for the VAE book (tools/plotly_bundle/build.js)
+* traces: ${TRACES.join(', ')}
+* Copyright 2012-2026, Plotly, Inc.
+* All rights reserved.
+* Licensed under the MIT license
+*/`;
+
+build({
+  entryPoints: [entry],
+  outfile: out,
+  format: 'iife',
+  globalName: 'Plotly',
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  plugins: [InlineCSSPlugin(), glsl({ minify: true }), environmentPlugin({ NODE_DEBUG: false })],
+  alias: { regl: '@plotly/regl', stream: 'stream-browserify' },
+  define: { global: 'window', 'define.amd': 'false' },
+  target: 'es2016',
+  banner: { js: banner },
+  logLevel: 'info',
+}).then(() => {
+  fs.unlinkSync(entry);
+  console.log(`${out}: ${fs.statSync(out).size} bytes, plotly.js ${pkg.version}, traces ${TRACES.join(', ')}`);
+});
