@@ -1,0 +1,161 @@
+"""vae_lib.iwae: L_K as a training objective, its gradient as self-normalised importance weights, DReG, and the
+encoder gradient's signal-to-noise ratio against K; checked on a small VAE and on the linear-Gaussian model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vae_lib.elbo import iwae_bound, log_importance_weights
+from vae_lib.iwae import encoder_gradient_snr, iwae_loss, iwae_surrogate, normalised_weights
+from vae_lib.models import VAE, VAEConfig
+from vae_lib.toy import LinearGaussianModel
+
+F64 = torch.float64
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def small_vae() -> VAE:
+    torch.manual_seed(0)
+    return VAE(VAEConfig(data_dim=5, latent_dim=2, hidden=(8,), likelihood="gaussian", x_scale=1.0, seed=3))
+
+
+@pytest.fixture(scope="module")
+def x_small() -> torch.Tensor:
+    return torch.randn(4, 5, generator=gen(1))
+
+
+@pytest.mark.parametrize("dreg", [False, True])
+def test_iwae_loss_value_is_the_bound_of_vae_lib_elbo(small_vae, x_small, dreg):
+    """−iwae_loss is log (1/K) Σ_k w_k with the same samples as vae_lib.elbo's log_importance_weights."""
+    k = 7
+    with torch.no_grad():
+        expected = iwae_bound(log_importance_weights(x_small, small_vae, small_vae.posterior(x_small), k,
+                                                     generator=gen(5)))
+    got = -iwae_loss(small_vae, x_small, k, generator=gen(5), dreg=dreg)
+    torch.testing.assert_close(got.detach(), expected, atol=1e-5, rtol=1e-5)
+
+
+def per_sample_log_weights(vae: VAE, x: torch.Tensor, k: int, seed: int):
+    """log w_k (K, B) recomputed by hand with the noise iwae_loss draws (ε ~ N(0, I) of shape (K, B, L))."""
+    mean, log_var = vae.encode(x)
+    eps = torch.randn((k, *mean.shape), generator=gen(seed), dtype=mean.dtype)
+    z = mean + torch.exp(0.5 * log_var) * eps
+    q = torch.distributions.Independent(torch.distributions.Normal(mean, torch.exp(0.5 * log_var)), 1)
+    return vae.log_likelihood(x, z) + vae.prior.log_prob(z) - q.log_prob(z)
+
+
+@pytest.mark.parametrize("dreg", [False, True])
+def test_decoder_gradient_is_self_normalised_weighted_sum(small_vae, x_small, dreg):
+    """∇_θ L_K = Σ_k w̃_k ∇_θ log w_k, w̃ = softmax(log w): autograd's gradient of the loss against the weighted sum
+    of the per-sample gradients (each from its own backward pass)."""
+    k = 6
+    params = list(small_vae.decoder.parameters())
+    loss = iwae_loss(small_vae, x_small, k, generator=gen(9), dreg=dreg).sum()
+    got = torch.autograd.grad(loss, params)
+    log_w = per_sample_log_weights(small_vae, x_small, k, seed=9)  # (K, B)
+    w_tilde = normalised_weights(log_w.detach())
+    assert torch.allclose(w_tilde.sum(0), torch.ones(x_small.shape[0]))
+    expected = [torch.zeros_like(p) for p in params]
+    for i in range(k):
+        for b in range(x_small.shape[0]):
+            grads = torch.autograd.grad(log_w[i, b], params, retain_graph=True)
+            for e, g in zip(expected, grads, strict=True):
+                e -= w_tilde[i, b] * g
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+    # the weights matter: the plain average (1/K) Σ_k ∇ log w_k (the K-sample ELBO's gradient) is different
+    plain = torch.autograd.grad(-log_w.mean(0).sum(), params)
+    assert max((p - g).abs().max().item() for p, g in zip(plain, got, strict=True)) > 1e-3
+
+
+def linear_model() -> LinearGaussianModel:
+    """Orthogonal columns of W: the posterior covariance (I + WᵀW/σ²)⁻¹ is diagonal, so a diagonal q can equal it."""
+    weight = torch.tensor([[1.0, 0.0], [0.0, 0.6], [1.0, 0.0], [0.0, -0.6]], dtype=F64)
+    return LinearGaussianModel(weight, torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=F64), sigma=0.8)
+
+
+def q_params(model: LinearGaussianModel, x: torch.Tensor, shift: float, widen: float):
+    post = model.posterior(x)
+    return post.mean + shift, torch.log(post.covariance_matrix[0].diagonal()).unsqueeze(0) + widen
+
+
+@pytest.fixture(scope="module")
+def lg():
+    model = linear_model()
+    x, _ = model.sample(1, generator=gen(2))
+    return model, x
+
+
+def test_dreg_encoder_gradient_is_zero_at_the_exact_posterior(lg):
+    """q = p(z|x): log w_k = log p(x) for every z, so DReG's encoder gradient is 0 for every draw; IWAE's is not
+    (its score-function term is noise with mean zero)."""
+    model, x = lg
+    mean, log_var = q_params(model, x, 0.0, 0.0)
+    for dreg, nonzero in ((True, False), (False, True)):
+        res = encoder_gradient_snr(model, x, mean, log_var, [1, 5], 50, generator=gen(3), dreg=dreg)
+        assert (res.sd.max() > 1e-3) == nonzero
+        if not nonzero:
+            assert res.mean.abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_dreg_and_iwae_encoder_gradients_have_the_same_expectation(lg, k):
+    """Both estimate ∇_φ L_K: their means over R independent draws agree within 4 standard errors (each from the
+    draws), coordinate by coordinate, at a q away from the posterior."""
+    model, x = lg
+    mean, log_var = q_params(model, x, 0.4, 0.6)
+    repeats = 4000
+    iw = encoder_gradient_snr(model, x, mean, log_var, [k], repeats, generator=gen(10), dreg=False)
+    dr = encoder_gradient_snr(model, x, mean, log_var, [k], repeats, generator=gen(11), dreg=True)
+    se = torch.sqrt((iw.sd**2 + dr.sd**2) / repeats)
+    assert ((iw.mean - dr.mean).abs() < 4 * se).all(), (iw.mean, dr.mean, se)
+    assert (iw.mean.abs() > 4 * se).any()  # the gradient is not zero: the comparison has something to compare
+
+
+def test_a_biased_encoder_gradient_is_caught(lg, monkeypatch):
+    """The expectation test can fail: weighting ∂log w_k/∂z_k by w̃_k instead of w̃_k² (the 'sticking the landing'
+    estimator applied to L_K, biased for K > 1) disagrees with IWAE's gradient."""
+    model, x = lg
+    mean, log_var = q_params(model, x, 0.4, 0.6)
+    repeats, k = 4000, 5
+    iw = encoder_gradient_snr(model, x, mean, log_var, [k], repeats, generator=gen(10), dreg=False)
+    monkeypatch.setattr(torch.Tensor, "register_hook", lambda self, hook: None)  # drop DReG's second w̃
+    stl = encoder_gradient_snr(model, x, mean, log_var, [k], repeats, generator=gen(11), dreg=True)
+    se = torch.sqrt((iw.sd**2 + stl.sd**2) / repeats)
+    assert ((iw.mean - stl.mean).abs() > 4 * se).any()
+
+
+def test_encoder_snr_falls_like_one_over_root_k_for_iwae_but_not_for_dreg(lg):
+    """Rainforth et al. (2018): SNR of the IWAE encoder gradient ∝ 1/√K; DReG's does not fall (Tucker et al.)."""
+    model, x = lg
+    mean, log_var = q_params(model, x, 0.4, 0.6)
+    ks = [1, 10, 100]
+    iw = encoder_gradient_snr(model, x, mean, log_var, ks, 2000, generator=gen(20), dreg=False)
+    dr = encoder_gradient_snr(model, x, mean, log_var, ks, 2000, generator=gen(21), dreg=True)
+    log_k = torch.log(torch.tensor(ks, dtype=F64))
+    # slope of log SNR against log K for the two mean coordinates (the largest signals)
+    for j in range(2):
+        slope_iw = torch.linalg.lstsq(torch.stack([log_k, torch.ones(3, dtype=F64)], 1),
+                                      torch.log(iw.snr[:, j]).unsqueeze(1)).solution[0].item()
+        assert -0.8 < slope_iw < -0.3, slope_iw
+        assert dr.snr[-1, j] > dr.snr[0, j] * 0.8  # does not fall
+        assert dr.snr[-1, j] > 10 * iw.snr[-1, j]
+
+
+def test_surrogate_checks_its_arguments():
+    with pytest.raises(ValueError, match="mean"):
+        iwae_surrogate(lambda z: z.sum(-1), torch.zeros(2, 3), torch.zeros(2, 2), 3, generator=gen(0))
+    with pytest.raises(ValueError, match="log_joint"):
+        iwae_surrogate(lambda z: z.sum(), torch.zeros(2, 3), torch.zeros(2, 3), 3, generator=gen(0))
+    with pytest.raises(TypeError, match="k must be an integer"):
+        iwae_surrogate(lambda z: z.sum(-1), torch.zeros(2, 3), torch.zeros(2, 3), 2.0, generator=gen(0))
+    with pytest.raises(TypeError, match="model"):
+        iwae_loss(object(), torch.zeros(2, 3), 3, generator=gen(0))
+    assert math.isclose(normalised_weights(torch.tensor([[0.0], [math.log(3.0)]], dtype=F64)).squeeze()[1].item(), 0.75)
