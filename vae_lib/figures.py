@@ -64,7 +64,7 @@ def latent_scatter_figure(codes: Mapping[str, Tensor], labels: Tensor, *, title:
         z = _np(codes[name])
         for digit in range(10):
             sel = lab == digit
-            fig.add_trace(go.Scattergl(
+            fig.add_trace(go.Scatter(
                 x=z[sel, 0], y=z[sel, 1], mode="markers", name=str(digit), legendgroup=str(digit),
                 showlegend=col == 1, marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=6,
                                                  line=dict(width=0.5, color="white"))), row=1, col=col)

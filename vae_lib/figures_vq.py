@@ -78,7 +78,7 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
         z = _np(z_e)
         for digit in range(10):
             sel = lab == digit
-            fig.add_trace(go.Scattergl(
+            fig.add_trace(go.Scatter(
                 x=z[sel, 0], y=z[sel, 1], mode="markers", name=str(digit), legendgroup=str(digit), showlegend=col == 1,
                 marker=dict(color=DIGIT_COLOURS[digit], symbol=DIGIT_SYMBOLS[digit], size=5, opacity=0.75,
                             line=dict(width=0.4, color="white")),
