@@ -483,7 +483,7 @@
   // ---------------------------------------------------------------- the explorer's look (light and dark pages)
   var CSS = [
     // contain: a redraw inside an explorer never lays out or repaints the rest of a long chapter page
-    // a light card in light and dark pages alike (its images and colour maps are drawn for a light background)
+    // a light card; in the book's dark theme a dark one (the html[data-theme="dark"] rules at the end)
     '.vae-explorer{margin:1em 0;padding:.6em .8em;border:1px solid #bbb;border-radius:6px;max-width:100%;',
     'background:#fff;color:#222;color-scheme:light;',
     'contain:layout paint}',
@@ -521,7 +521,21 @@
     'cursor:pointer}',
     '.vae-explorer-button:focus{outline:3px solid #0072B2}',
     '.vae-explorer-pad-buttons{display:flex;flex-wrap:wrap;gap:.3em}',
-    '.vae-explorer-pad-buttons .vae-explorer-button{background:transparent;color:inherit}'
+    '.vae-explorer-pad-buttons .vae-explorer-button{background:transparent;color:inherit}',
+    // the book's dark theme (pydata-sphinx-theme: <html data-theme="dark">): a dark card with light text; images and
+    // colour maps keep their own light frame; the Okabe-Ito black (curves, points, legend keys) becomes light grey
+    'html[data-theme="dark"] .vae-explorer{background:#1e1e1e;color:#e6e6e6;border-color:#555;color-scheme:dark}',
+    'html[data-theme="dark"] .vae-explorer figcaption{color:#bdbdbd}',
+    'html[data-theme="dark"] .vae-explorer-plot .vae-explorer-frame,',
+    'html[data-theme="dark"] .vae-explorer-plot .vae-explorer-axes line{stroke:#9a9a9a}',
+    'html[data-theme="dark"] .vae-explorer [stroke="#000000"],html[data-theme="dark"] .vae-explorer [stroke="#000"]',
+    '{stroke:#d9d9d9}',
+    'html[data-theme="dark"] .vae-explorer [fill="#000000"],html[data-theme="dark"] .vae-explorer [fill="#000"]',
+    '{fill:#d9d9d9}',
+    'html[data-theme="dark"] .vae-explorer-legend i[style*="#000000"]{border-color:#d9d9d9!important}',
+    'html[data-theme="dark"] .vae-explorer-legend i.dot[style*="#000000"]{background:#d9d9d9!important}',
+    'html[data-theme="dark"] .vae-explorer-plot:focus,html[data-theme="dark"] .vae-explorer-pad-canvas:focus,',
+    'html[data-theme="dark"] .vae-explorer-button:focus{outline-color:#56B4E9}'
   ].join('\n');
   function addStyle(doc) {
     if (!doc || doc.getElementById('vae-explorer-style')) { return; }
