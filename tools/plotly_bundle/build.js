@@ -41,11 +41,21 @@ const InlineCSSPlugin = need('esbuild-plugin-inline-css');
 
 const banner = `/**
 * plotly.js v${pkg.version}, partial bundle for the VAE book (tools/plotly_bundle/build.js)
-* traces: ${TRACES.join(', ')}
+* traces: ${TRACES.join(', ')} (no map subplots)
 * Copyright 2012-2026, Plotly, Inc.
 * All rights reserved.
 * Licensed under the MIT license
 */`;
+
+// plotly.js's registry requires maplibre-gl's style sheet (83 KB, inlined) for map subplots; the book has none, so
+// the bundle carries an empty one in its place
+const noMapStyle = {
+  name: 'no-map-style',
+  setup(b) {
+    b.onResolve({ filter: /^maplibre-gl\/dist\/maplibre-gl\.css$/ }, () => ({ path: 'maplibre-gl.css', namespace: 'empty' }));
+    b.onLoad({ filter: /.*/, namespace: 'empty' }, () => ({ contents: '', loader: 'js' }));
+  },
+};
 
 build({
   entryPoints: [entry],
@@ -55,7 +65,7 @@ build({
   bundle: true,
   minify: true,
   sourcemap: false,
-  plugins: [InlineCSSPlugin(), glsl({ minify: true }), environmentPlugin({ NODE_DEBUG: false })],
+  plugins: [noMapStyle, InlineCSSPlugin(), glsl({ minify: true }), environmentPlugin({ NODE_DEBUG: false })],
   alias: { regl: '@plotly/regl', stream: 'stream-browserify' },
   define: { global: 'window', 'define.amd': 'false' },
   target: 'es2016',
