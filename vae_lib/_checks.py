@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +64,11 @@ def as_tensor(name: str, value: object, *, ndim: int | None = None, min_ndim: in
     if not _all_finite(t):
         raise NonFiniteError(f"{name} contains NaN or infinite values")
     return t
+
+
+class MissingFileError(FileNotFoundError, ValueError):
+    """A path argument names no file: a FileNotFoundError (what file code expects) that is also a ValueError (what
+    vae_lib promises for bad input)."""
 
 
 class NonFiniteError(ValueError):
@@ -179,6 +185,8 @@ def check_real(name: str, value: object, *, minimum: float | None = None, maximu
     ``minimum``/``maximum`` are inclusive bounds, ``above``/``below`` strict ones. Comparisons are written so that
     NaN and ±inf never pass (``not x > 0`` alone lets +inf through).
     """
+    if isinstance(value, Tensor) and value.numel() == 1 and not (value.dtype == torch.bool or value.is_complex()):
+        value = value.item()  # a one-element tensor (e.g. a mean computed in torch) is a number
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -235,6 +243,81 @@ def check_broadcast(names: tuple[str, str], a: Tensor, b: Tensor) -> torch.Size:
         raise ValueError(
             f"{names[0]} (shape {tuple(a.shape)}) and {names[1]} (shape {tuple(b.shape)}) do not broadcast"
         ) from err
+
+
+def check_mapping(name: str, value: object, *, nonempty: bool = True) -> Mapping:
+    """Raise unless ``value`` is a mapping (a dict of named panels, curves, histories) with string keys."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict from names (str) to values, got {type(value).__name__}")
+    if nonempty and not value:
+        raise ValueError(f"{name} must hold at least one entry, got an empty {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} must have string keys (the names shown in the figure), got {key!r}")
+    return value
+
+
+def check_tensor_mapping(name: str, value: object, *, ndim: int | None = None, min_ndim: int | None = None,
+                         nonempty: bool = True) -> dict[str, Tensor]:
+    """A mapping name -> tensor (or array) with each value checked by :func:`as_tensor` as ``name[key]``."""
+    check_mapping(name, value)
+    return {key: as_tensor(f"{name}[{key!r}]", v, ndim=ndim, min_ndim=min_ndim, nonempty=nonempty)
+            for key, v in value.items()}
+
+
+def check_sequence(name: str, value: object, *, nonempty: bool = True) -> list:
+    """Raise unless ``value`` is a list, tuple or 1-D tensor/array (not a string); return it as a list."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, range, Tensor)) and not (
+            hasattr(value, "__array__") and hasattr(value, "__len__")):
+        raise TypeError(f"{name} must be a list or tuple, got {type(value).__name__}")
+    if getattr(value, "ndim", 1) != 1:
+        raise TypeError(f"{name} must be a list, tuple or 1-D array, got {getattr(value, 'ndim')} dimensions")
+    items = list(value.tolist() if isinstance(value, Tensor) or hasattr(value, "tolist") else value)
+    if nonempty and not items:
+        raise ValueError(f"{name} must hold at least one entry, got an empty {type(value).__name__}")
+    return items
+
+
+def check_numbers(name: str, value: object, *, nonempty: bool = True) -> list[float]:
+    """A list or tuple of finite real numbers (sample sizes, angles, shifts), as a list of floats."""
+    items = check_sequence(name, value, nonempty=nonempty)
+    for i, v in enumerate(items):
+        check_real(f"{name}[{i}]", v)
+    return [float(v) for v in items]
+
+
+def check_text(name: str, value: object) -> str:
+    """Raise unless ``value`` is a str (a title, a label)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def check_sizes(name: str, value: object, length: int) -> tuple[int, ...]:
+    """A tuple of ``length`` positive integers (an image's (H, W), a window's shape)."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        raise TypeError(f"{name} must be a tuple of {length} positive integers, got {value!r}")
+    return tuple(check_count(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def check_range(name: str, value: object) -> tuple[float, float]:
+    """A pair (low, high) of finite numbers with low < high (an axis range, a z range)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}")
+    low, high = check_real(f"{name}[0]", value[0]), check_real(f"{name}[1]", value[1])
+    if not low < high:
+        raise ValueError(f"{name} must have low < high, got {value!r}")
+    return low, high
+
+
+def check_latent_model(name: str, model: object) -> object:
+    """Raise unless ``model`` is a latent-variable model: a ``prior`` (a torch distribution p(z)) and a callable
+    ``log_likelihood(x, z)`` (the interface of :class:`vae_lib.elbo.LatentVariableModel`)."""
+    prior = getattr(model, "prior", None)
+    if not isinstance(prior, torch.distributions.Distribution) or not callable(getattr(model, "log_likelihood", None)):
+        raise TypeError(f"{name} must be a latent-variable model with a prior (a torch distribution) and "
+                        f"log_likelihood(x, z) (a vae_lib.VAE, a toy model), got {type(model).__name__}")
+    return model
 
 
 def check_generator(generator: object) -> torch.Generator:

@@ -30,6 +30,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from ._checks import MissingFileError
+
 __all__ = ["load_checkpoint", "save_checkpoint", "sha256_file"]
 
 _CHUNK = 1 << 20  # bytes read at a time while hashing
@@ -52,7 +54,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     """The SHA-256 hex digest (64 lowercase hex digits) of the file at ``path``, read in 1 MiB chunks."""
     path = _check_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}")
+        raise MissingFileError(f"path: no file at {path}")
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
@@ -69,7 +71,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> str:
     model = _check_model(model)
     path = _check_path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"the directory of path does not exist: {path.parent}")
+        raise MissingFileError(f"the directory of path does not exist: {path.parent}")
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)  # in memory: the archive's inner name is torch's fixed "archive"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -132,7 +134,7 @@ def load_checkpoint(model: M, path: str | os.PathLike[str], sha256: str, *, rege
         raise TypeError(f"regenerate_hint must be a str, got {type(regenerate_hint).__name__}")
     if not path.is_file():
         hint = f" To regenerate it: {regenerate_hint}." if regenerate_hint else ""
-        raise FileNotFoundError(f"checkpoint not found: {path}.{hint}")
+        raise MissingFileError(f"checkpoint not found: path {path}.{hint}")
     actual = sha256_file(path)
     if actual != expected:
         raise ValueError(f"checkpoint {path} has SHA-256 {actual}, expected {expected}: the file is corrupted or "

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
-from ._checks import as_tensor, check_count
+from ._checks import as_tensor, check_count, check_instance
 from .gaussian import sample
 
 __all__ = [
@@ -106,6 +106,8 @@ def elbo_reconstruction_minus_kl(x: Tensor, model: LatentVariableModel, q: Distr
 def elbo_evidence_minus_gap(log_evidence: Tensor, posterior: Distribution, q: Distribution) -> Tensor:
     """log p_θ(x) − KL(q_φ(z|x) || p_θ(z|x)), for a model whose posterior is known exactly, shape (B,)."""
     log_evidence = as_tensor("log_evidence", log_evidence, ndim=1)
+    check_instance("posterior", posterior, Distribution, "a torch.distributions.Distribution")
+    check_instance("q", q, Distribution, "a torch.distributions.Distribution")
     if q.event_shape != posterior.event_shape:
         raise ValueError(f"q and posterior must share the latent size, got {tuple(q.event_shape)} "
                          f"and {tuple(posterior.event_shape)}")

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, MultivariateNormal, kl_divergence
 
-from ._checks import as_tensor, check_count, check_generator, check_positive
+from ._checks import as_tensor, check_count, check_generator, check_numbers, check_positive, check_real, check_sequence
 from .gaussian import diag_gaussian, kl_diag_gaussian_std_normal, sample, standard_normal_prior
 from .models import VAE
 
@@ -83,7 +83,7 @@ TEST_FUNCTIONS: dict[str, TestFunction] = {
 # the Gaussian family and its score
 # ---------------------------------------------------------------------------------------------------------------
 def _check_parameterization(parameterization: str) -> None:
-    if parameterization not in _PARAMETERIZATIONS:
+    if not isinstance(parameterization, str) or parameterization not in _PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {_PARAMETERIZATIONS}, got {parameterization!r}")
 
 
@@ -334,9 +334,14 @@ def compare_estimators(functions: tuple[str, ...], mean: float, sigmas: tuple[fl
                        sample_counts: tuple[int, ...], *, repeats: int,
                        generator: torch.Generator) -> EstimatorComparison:
     """Both estimators of ∂/∂μ E[f(u)], u ~ N(μ, σ²), ``repeats`` times at every (f, σ, K) (f from TEST_FUNCTIONS)."""
-    for name in functions:
-        if name not in TEST_FUNCTIONS:
+    for name in check_sequence("functions", functions):
+        if not isinstance(name, str) or name not in TEST_FUNCTIONS:
             raise ValueError(f"functions must be names from TEST_FUNCTIONS {tuple(TEST_FUNCTIONS)}, got {name!r}")
+    check_real("mean", mean)
+    for sigma in check_numbers("sigmas", sigmas):
+        check_real("sigmas", sigma, above=0)
+    for k in check_sequence("sample_counts", sample_counts):
+        check_count("sample_counts", k)
     repeats = check_count("repeats", repeats, minimum=2)
     check_generator(generator)
     m = torch.tensor([float(mean)], dtype=torch.float64)

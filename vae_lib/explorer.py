@@ -41,7 +41,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._checks import as_tensor, check_count
+from ._checks import (
+    as_tensor,
+    check_bool,
+    check_count,
+    check_instance,
+    check_int,
+    check_real,
+    check_sequence,
+    check_text,
+)
 
 __all__ = [
     "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "ConvNet", "Curve", "Difference", "Ellipse", "Explorer",
@@ -71,10 +80,19 @@ class Slider:
     labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_text("name", self.name)
+        check_text("label", self.label)
+        for field in ("low", "high", "step", "value"):
+            check_real(field, getattr(self, field))
+        check_count("digits", self.digits, minimum=0, maximum=12)
+        check_bool("snap", self.snap)
+        for label in check_sequence("labels", self.labels, nonempty=False):
+            check_text("labels", label)
         if not self.low < self.high:
             raise ValueError(f"slider {self.name!r}: low must be below high, got {self.low} and {self.high}")
         if not self.step > 0:
             raise ValueError(f"slider {self.name!r}: step must be positive, got {self.step}")
+        check_count("the number of steps (high - low) / step", self.n_steps, maximum=100_000)
         if not self.low <= self.value <= self.high:
             raise ValueError(f"slider {self.name!r}: value must lie in [low, high], got {self.value}")
         if self.labels and (not self.snap or len(self.labels) != self.n_steps):
@@ -269,7 +287,7 @@ def quantise_rows(weight: Tensor) -> tuple[np.ndarray, list[float]]:
 
     The scales are rounded to float32 so that the page and Python multiply by the same numbers.
     """
-    w = weight.detach().to(torch.float64)
+    w = as_tensor("weight", weight, ndim=2, nonempty=True).detach().to(torch.float64)
     scale = (w.abs().amax(1) / 127).clamp(min=1e-12).to(torch.float32).to(torch.float64)  # (out,)
     q = torch.round(w / scale[:, None]).clamp(-127, 127)  # (out, in)
     return q.to(torch.int8).numpy(), [float(s) for s in scale]
@@ -320,6 +338,11 @@ class MLP(Op):
     scale: float = 1.0
 
     def __post_init__(self) -> None:
+        check_instance("network", self.network, nn.Sequential,
+                       "an nn.Sequential of Linear layers with SiLU between them (vae_lib.models.mlp)")
+        for field in ("input", "output", "name"):
+            check_text(field, getattr(self, field))
+        check_real("scale", self.scale, above=0)
         layers = list(self.network)
         ok = all(isinstance(m, nn.Linear) for m in layers[::2]) and all(isinstance(m, nn.SiLU) for m in layers[1::2])
         if not isinstance(self.network, nn.Sequential) or not ok or not isinstance(layers[-1], nn.Linear):
@@ -734,6 +757,14 @@ class Explorer:
     readout: str
 
     def __post_init__(self) -> None:
+        for field in ("title", "caption", "readout"):
+            check_text(field, getattr(self, field))
+        for c in check_sequence("controls", self.controls, nonempty=False):
+            check_instance("controls", c, (Slider, Choice, Button, Pad), "a tuple of Slider, Choice, Button or Pad")
+        for p in check_sequence("panels", self.panels, nonempty=False):
+            check_instance("panels", p, (Plane, ImagePanel), "a tuple of Plane or ImagePanel")
+        for op in check_sequence("program", self.program, nonempty=False):
+            check_instance("program", op, Op, "a tuple of ops (vae_lib.explorer.Op)")
         names = [c.name for c in self.controls]
         if len(set(names)) != len(names):
             raise ValueError(f"controls must have distinct names, got {names}")
@@ -920,9 +951,9 @@ def mosaic(grid: LatentGridImages, gap: int = 1) -> Tensor:
     top row uppermost. ``gap`` rows/columns of NaN (drawn blank) separate neighbouring tiles, so that adjacent
     digits do not merge; shape (n2·(H+gap) − gap, n1·(W+gap) − gap).
     """
+    check_instance("grid", grid, LatentGridImages, "a LatentGridImages (from decode_grid)")
+    gap = check_count("gap", gap, minimum=0, maximum=1000)
     n2, n1, h, w = grid.images.shape
-    if gap < 0:
-        raise ValueError(f"gap must be >= 0, got {gap}")
     flipped = grid.images.flip(-2)  # (n2, n1, H, W): image row 0 now at the bottom of its tile
     padded = torch.full((n2, n1, h + gap, w + gap), float("nan"), dtype=flipped.dtype)
     padded[:, :, :h, :w] = flipped  # gap after each tile (above it and to its right)

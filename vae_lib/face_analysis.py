@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ._checks import as_tensor, check_count, check_generator
 from .disentanglement import AxisLabel, MIGResult, axis_factor_table, correlation_matrix, mutual_information_gap
-from .faces import FACTOR_NAMES, FACTOR_RANGES, render_faces, sample_face_factors
+from .faces import FACTOR_NAMES, FACTOR_RANGES, _check_factors, render_faces, sample_face_factors
 from .models import VAE
 from .networks import ConvDecoder
 
@@ -89,7 +89,7 @@ def factor_sweep(n_steps: int = 7, base: Sequence[float] = MIDPOINTS) -> Tensor:
 def closest_face(factors: Tensor, target: Sequence[float]) -> int:
     """The row of factors (N, 4) closest to ``target`` (4 values), each factor measured in units of its range."""
     v = as_tensor("factors", factors, ndim=2)
-    t = as_tensor("target", list(target), ndim=1)
+    t = as_tensor("target", target, ndim=1)
     if v.shape[1] != len(FACTOR_NAMES) or t.shape != (len(FACTOR_NAMES),):
         raise ValueError(f"factors (N, 4) and target (4,) must hold one value per factor {FACTOR_NAMES}")
     span = torch.tensor([hi - lo for lo, hi in FACTOR_RANGES])
@@ -283,8 +283,8 @@ def fit_factor(images: Tensor, factors: Tensor, factor: str, n_grid: int = 141) 
     Returns (B,). The renderer is the ground truth here: no model is involved in the reading.
     """
     k = _factor_index(factor)
-    v = as_tensor("factors", factors, ndim=2)
-    x = as_tensor("images", images, min_ndim=2).reshape(v.shape[0], -1)  # (B, D)
+    v = _check_factors(factors)
+    x = _rows("images", as_tensor("images", images, min_ndim=2), v.shape[0], "factors")  # (B, D)
     n_grid = check_count("n_grid", n_grid, minimum=2)
     grid = torch.linspace(*FACTOR_RANGES[k], n_grid)  # (G,)
     candidates = v[:, None, :].repeat(1, n_grid, 1)  # (B, G, 4)
@@ -294,11 +294,19 @@ def fit_factor(images: Tensor, factors: Tensor, factor: str, n_grid: int = 141) 
     return grid[error.argmin(1)]
 
 
+def _rows(name: str, t: Tensor, n: int, other: str) -> Tensor:
+    """``t`` (n, ...) flattened to (n, D), with one row per row of the argument ``other``."""
+    if t.shape[0] != n or t[0].numel() == 0:
+        raise ValueError(f"{name} (shape {tuple(t.shape)}) must hold one non-empty image per row of {other} ({n})")
+    return t.reshape(n, -1)
+
+
 def read_factors(images: Tensor, start: Tensor, n_grid: int = 71) -> Tensor:
     """All four factors read back from each image: one sweep of :func:`fit_factor` over smile, tilt, eyes and width
     (in that order), each fitted with the others at their latest estimates, starting from ``start`` (B, 4) (e.g.
     the original face's factors when the images are edits of it). Returns (B, 4) in FACTOR_NAMES order."""
-    v = as_tensor("start", start, ndim=2).clone()
+    v = _check_factors(start, "start").clone()
+    _rows("images", as_tensor("images", images, min_ndim=2), v.shape[0], "start")
     for name in ("smile", "tilt", "eyes", "width"):
         v[:, _factor_index(name)] = fit_factor(images, v, name, n_grid)
     return v
@@ -343,8 +351,8 @@ def neighbour_average(codes: Tensor, images: Tensor, z: Tensor, k: int = 25) -> 
     faces whose posteriors cover z, so its mean is their average; the faces encoded near z stand in for them.
     codes (N, L), images (N, …) with N ≥ k, z (B, L).
     """
-    c = as_tensor("codes", codes, ndim=2)
-    x = as_tensor("images", images, min_ndim=2).reshape(c.shape[0], -1)  # (N, D)
+    c = as_tensor("codes", codes, ndim=2, nonempty=True)
+    x = _rows("images", as_tensor("images", images, min_ndim=2), c.shape[0], "codes")  # (N, D)
     z = as_tensor("z", z, ndim=2)
     k = check_count("k", k)
     if k > c.shape[0]:

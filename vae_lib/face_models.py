@@ -18,6 +18,7 @@ faces, deterministic in eval mode) that a loaded model must reproduce (tests/tes
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,19 +105,20 @@ FACE_MODELS: dict[str, FaceModelSpec] = {
 }
 
 
-def _spec(name: object) -> FaceModelSpec:
+def _spec(name: object, param: str = "name") -> FaceModelSpec:
+    """The spec of a face model given by its name or itself; errors name the caller's parameter ``param``."""
     if isinstance(name, FaceModelSpec):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"name must be a model name (str), got {type(name).__name__}")
+        raise TypeError(f"{param} must be a model name (str) or a FaceModelSpec, got {type(name).__name__}")
     if name not in FACE_MODELS:
-        raise ValueError(f"name must be one of {sorted(FACE_MODELS)}, got {name!r}")
+        raise ValueError(f"{param} must be one of {sorted(FACE_MODELS)}, got {name!r}")
     return FACE_MODELS[name]
 
 
 def build_face_vae(spec: FaceModelSpec | str) -> VAE:
     """A freshly initialised convolutional VAE with the spec's architecture (weights from ``spec.seed``)."""
-    spec = _spec(spec)
+    spec = _spec(spec, "spec")
     config = spec.vae_config()
     return VAE(config, *conv_networks(config, channels=CHANNELS))
 
@@ -128,7 +130,7 @@ def train_face_model(spec: FaceModelSpec | str, x_train: Tensor, *, epochs: int 
     Deterministic: the same spec, data and number of threads give bit-identical weights (``tools/train_faces.py``
     runs it with one thread). ``epochs`` overrides the spec's. The model is returned in eval mode.
     """
-    spec = _spec(spec)
+    spec = _spec(spec, "spec")
     if epochs is not None:
         check_count("epochs", epochs)
     model = build_face_vae(spec)
@@ -138,6 +140,8 @@ def train_face_model(spec: FaceModelSpec | str, x_train: Tensor, *, epochs: int 
 
 def checkpoint_path(name: FaceModelSpec | str, directory: str | Path | None = None) -> Path:
     """Where the checkpoint of model ``name`` lives (``directory`` defaults to :data:`CHECKPOINT_DIR`)."""
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be None, a str or a path, got {type(directory).__name__}")
     return Path(CHECKPOINT_DIR if directory is None else directory) / _spec(name).file_name
 
 

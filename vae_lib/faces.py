@@ -132,17 +132,18 @@ def load_faces_split() -> FacesSplit:
 # ---------------------------------------------------------------------------------------------------------
 # checks and drawing
 # ---------------------------------------------------------------------------------------------------------
-def _check_factors(factors: object) -> Tensor:
-    """factors as an (N, 4) tensor whose every column lies in its FACTOR_RANGES interval, else a ValueError."""
-    t = as_tensor("factors", factors, ndim=2)
-    check_last_dim("factors", t, len(FACTOR_NAMES), "one column per factor: " + ", ".join(FACTOR_NAMES))
+def _check_factors(factors: object, name: str = "factors") -> Tensor:
+    """factors as an (N, 4) tensor whose every column lies in its FACTOR_RANGES interval, else a ValueError naming
+    the caller's argument ``name``."""
+    t = as_tensor(name, factors, ndim=2)
+    check_last_dim(name, t, len(FACTOR_NAMES), "one column per factor: " + ", ".join(FACTOR_NAMES))
     if t.shape[0] == 0:
-        raise ValueError("factors must hold at least one row, got shape (0, 4)")
-    for k, (name, (low, high)) in enumerate(zip(FACTOR_NAMES, FACTOR_RANGES, strict=True)):
+        raise ValueError(f"{name} must hold at least one row, got shape (0, 4)")
+    for k, (factor, (low, high)) in enumerate(zip(FACTOR_NAMES, FACTOR_RANGES, strict=True)):
         column = t[:, k].double()  # (N,)
         if column.min() < low or column.max() > high:
             raise ValueError(
-                f"factors column {k} ({name}) must lie in [{low}, {high}], "
+                f"{name} column {k} ({factor}) must lie in [{low}, {high}], "
                 f"got values from {column.min().item():.4g} to {column.max().item():.4g}"
             )
     return t

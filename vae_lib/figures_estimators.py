@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from ._checks import check_count
+from ._checks import check_count, check_mapping, check_numbers, check_real, check_tensor_mapping, check_text
 from .estimators import TEST_FUNCTIONS, EstimatorComparison, exact_gradient, reparameterized_gradient
 from .estimators import score_function_gradient as _score_function_gradient
 from .explorer import Bars, Choice, Explorer, Lookup, Plane, Slider, VLine
@@ -137,6 +137,11 @@ def estimator_explorer(comparison: EstimatorComparison, *, bins: int = 40, start
 def gradient_histogram_figure(estimates: Mapping[str, Tensor], exact: float, *, title: str,
                               x_title: str, bins: int = 50) -> go.Figure:
     """Histograms (density over repetitions) of several sets of gradient estimates, with the exact value."""
+    check_tensor_mapping("estimates", estimates, nonempty=True)
+    check_real("exact", exact)
+    check_text("title", title)
+    check_text("x_title", x_title)
+    check_count("bins", bins, maximum=10_000)
     fig = go.Figure()
     values = torch.cat([torch.as_tensor(v).double().reshape(-1) for v in estimates.values()])
     lo, hi = (float(torch.quantile(values, q)) for q in (0.005, 0.995))
@@ -168,6 +173,10 @@ def _np32(t: Tensor) -> np.ndarray:
 def training_curves_figure(losses: Mapping[str, Sequence[float]], *, title: str,
                            y_title: str = "training loss −ELBO per image  [nats]") -> go.Figure:
     """One line per run: the mean training loss after each epoch."""
+    for k, v in check_mapping("losses", losses).items():
+        check_numbers(f"losses[{k!r}]", v)
+    check_text("title", title)
+    check_text("y_title", y_title)
     fig = go.Figure()
     colours = [REPARAM_COLOUR, SCORE_COLOUR, OKABE_ITO[2], OKABE_ITO[5]]
     symbols = ["circle", "square", "diamond", "x"]

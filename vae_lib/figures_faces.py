@@ -14,6 +14,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from ._checks import (
+    check_bool,
+    check_count,
+    check_numbers,
+    check_range,
+    check_real,
+    check_sequence,
+    check_tensor_mapping,
+    check_text,
+)
 from .faces import FACE_LEVELS, FACE_SIZE
 from .figures import OKABE_ITO, _np, image_grid_figure
 
@@ -31,6 +41,10 @@ def face_grid_figure(panels: Mapping[str, Tensor], *, title: str, per_row: int =
                      value_range: tuple[float, float] = (0.0, FACE_LEVELS - 1)) -> go.Figure:
     """Panels of 32×32 faces (one panel per entry, each (N, 1024) or (N, 1, 32, 32)), in pixel levels 0 … 15, drawn
     as stored: 0 black (the background), 15 white (the head), as the latent explorers' ``gray`` colormap."""
+    check_tensor_mapping("panels", panels, min_ndim=1, nonempty=True)
+    check_text("title", title)
+    check_count("per_row", per_row, maximum=10_000)
+    check_range("value_range", value_range)
     flat = {name: _np(images).reshape(-1, FACE_SIZE * FACE_SIZE) for name, images in panels.items()}
     fig = image_grid_figure(flat, shape=(FACE_SIZE, FACE_SIZE), per_row=per_row, value_range=value_range,
                             title=title, colorscale=_GRAY)
@@ -46,6 +60,15 @@ def table_heatmaps_figure(tables: Mapping[str, Tensor], *, row_labels: Sequence[
     ``signed`` uses the diverging scale centred on 0 over [−zmax, zmax], else the sequential one over [0, zmax];
     ``zmax`` defaults to the largest |value|.
     """
+    check_tensor_mapping("tables", tables, ndim=2)
+    check_sequence("row_labels", row_labels)
+    check_sequence("column_labels", column_labels)
+    check_text("title", title)
+    check_bool("signed", signed)
+    check_text("colorbar_title", colorbar_title)
+    check_count("decimals", decimals, minimum=0, maximum=12)
+    if zmax is not None:
+        check_real("zmax", zmax, above=0)
     names = list(tables)
     arrays = [_np(tables[n]).astype(float) for n in names]
     for name, a in zip(names, arrays, strict=True):
@@ -85,6 +108,10 @@ def _line_figure(x: list[float], curves: Mapping[str, Tensor], argument: str, pe
 def rotation_cost_figure(angles_deg: Sequence[float], curves: Mapping[str, Tensor], *, title: str,
                          y_title: str = "nats per image") -> go.Figure:
     """Curves over the rotation angle θ in degrees, one per entry (costs or ELBO changes, nats per image)."""
+    check_numbers("angles_deg", angles_deg)
+    check_tensor_mapping("curves", curves, nonempty=True)
+    check_text("title", title)
+    check_text("y_title", y_title)
     x = [float(a) for a in angles_deg]
     fig = _line_figure(x, curves, "curves", "angle")
     fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
@@ -98,6 +125,11 @@ def factor_readout_figure(shifts: Sequence[float], readouts: Mapping[str, Tensor
                           x_title: str, y_title: str = "factor read back from the image") -> go.Figure:
     """Lines of a quantity read back from edited images against the edit's size, one per entry (e.g. per factor,
     each on a common scale)."""
+    check_numbers("shifts", shifts)
+    check_tensor_mapping("readouts", readouts, nonempty=True)
+    check_text("title", title)
+    check_text("x_title", x_title)
+    check_text("y_title", y_title)
     x = [float(s) for s in shifts]
     fig = _line_figure(x, readouts, "readouts", "shift")
     fig.update_xaxes(title_text=x_title)

@@ -17,7 +17,20 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from ._checks import check_count
+from ._checks import (
+    as_tensor,
+    check_count,
+    check_instance,
+    check_int,
+    check_mapping,
+    check_numbers,
+    check_range,
+    check_real,
+    check_same_shape,
+    check_sequence,
+    check_tensor_mapping,
+    check_text,
+)
 from .explorer import Background, Choice, Curve, Ellipse, Explorer, Lookup, Plane, Slider
 from .figures import DIGIT_SYMBOLS, OKABE_ITO, _np
 from .gap import KLDirectionFit
@@ -30,6 +43,9 @@ REVERSE_COLOUR, FORWARD_COLOUR, EXACT_COLOUR = OKABE_ITO[5], OKABE_ITO[4], OKABE
 
 def gap_vs_kl_figure(kl: Tensor, gap: Tensor, labels: Sequence[str], *, title: str) -> go.Figure:
     """Scatter of gap = log p_θ(x) − L(q) (B, K) against KL(q || p_θ(z|x)) (B, K), one colour per x, with y = x."""
+    check_same_shape(("kl", "gap"), as_tensor("kl", kl, ndim=2), as_tensor("gap", gap, ndim=2))
+    check_sequence("labels", labels)
+    check_text("title", title)
     kl_np, gap_np = _np(kl), _np(gap)
     fig = go.Figure()
     lo, hi = float(min(kl_np.min(), gap_np.min())), float(max(kl_np.max(), gap_np.max()))
@@ -69,6 +85,12 @@ def kl_directions_explorer(grid: LatentGrid, fits: Sequence[KLDirectionFit], *,
     values relative to the peak, 3 decimals), for page weight; the ellipses are computed from each fit's mean and
     log variance by the explorer's program.
     """
+    check_instance("grid", grid, LatentGrid, "a vae_lib.toy.LatentGrid")
+    check_sequence("fits", fits)
+    check_numbers("window", window)
+    check_count("stride", stride)
+    check_int("active", active)
+    check_text("title", title)
     if not fits:
         raise ValueError("fits must hold at least one KLDirectionFit")
     stride = check_count("stride", stride)
@@ -138,6 +160,12 @@ def kl_directions_explorer(grid: LatentGrid, fits: Sequence[KLDirectionFit], *,
 def iwae_curve_figure(sample_sizes: Sequence[int], curves: Mapping[str, tuple[Tensor, Tensor]], log_px: float, *,
                       y_range: tuple[float, float] | None = None, title: str) -> go.Figure:
     """L_K − log p_θ(x) (mean ± 2 standard errors over repetitions) against K for each proposal q."""
+    check_numbers("sample_sizes", sample_sizes)
+    check_mapping("curves", curves)
+    check_real("log_px", log_px)
+    if y_range is not None:
+        check_range("y_range", y_range)
+    check_text("title", title)
     fig = go.Figure()
     for k, (name, (means, se)) in enumerate(curves.items()):
         colour = [REVERSE_COLOUR, FORWARD_COLOUR, OKABE_ITO[2], OKABE_ITO[0]][k % 4]
@@ -157,6 +185,10 @@ def iwae_curve_figure(sample_sizes: Sequence[int], curves: Mapping[str, tuple[Te
 def gap_histogram_figure(values: Mapping[str, Tensor], *, title: str, x_title: str = "gap  [nats]",
                          nbins: int = 40) -> go.Figure:
     """Overlaid histograms of per-example values (one entry per series), each with its mean as a dashed line."""
+    check_tensor_mapping("values", values, nonempty=True)
+    check_text("title", title)
+    check_text("x_title", x_title)
+    check_count("nbins", nbins, maximum=10_000)
     fig = go.Figure()
     arrays = [_np(torch.as_tensor(v)) for v in values.values()]
     lo, hi = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)

@@ -11,6 +11,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from ._checks import (
+    as_tensor,
+    check_count,
+    check_mapping,
+    check_real,
+    check_sequence,
+    check_tensor_mapping,
+    check_text,
+)
 from .figures import OKABE_ITO, _np
 from .train import TrainHistory
 
@@ -22,6 +31,8 @@ _LINE_COLOURS = [OKABE_ITO[i] for i in (4, 5, 2, 0, 6, 1, 7)]
 
 def history_figure(histories: Mapping[str, TrainHistory], *, title: str) -> go.Figure:
     """Per-epoch curves of several runs: the single-sample ELBO L (left) and the total KL Σ_l KL_l (right)."""
+    check_mapping("histories", histories)
+    check_text("title", title)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                         subplot_titles=("ELBO L(θ, φ; x) per training image", "KL(q_φ(z|x) || p(z)) per image"))
     for k, (name, h) in enumerate(histories.items()):
@@ -42,6 +53,9 @@ def history_figure(histories: Mapping[str, TrainHistory], *, title: str) -> go.F
 
 def latent_density_figure(z: Tensor, densities: Mapping[str, Tensor], *, title: str) -> go.Figure:
     """Densities over a 1-D latent z (the priors and the aggregate posterior of the training chapter), one line each."""
+    as_tensor("z", z, nonempty=True)
+    check_tensor_mapping("densities", densities)
+    check_text("title", title)
     zz = _np(z).reshape(-1)
     fig = go.Figure()
     dashes = ("solid", "dash", "dot", "dashdot")
@@ -65,6 +79,12 @@ def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Te
     The scatter shows the first ``max_points`` rows of x_data and of x_model (i.i.d. draws, so a random subset):
     each point is an SVG element, and thousands of them slow down the whole page. The histogram uses every code.
     """
+    as_tensor("x_data", x_data, ndim=2, nonempty=True)
+    as_tensor("x_model", x_model, ndim=2, nonempty=True)
+    as_tensor("codes", codes, nonempty=True)
+    as_tensor("component", component, nonempty=True)
+    check_text("title", title)
+    check_count("max_points", max_points)
     if max_points < 1:
         raise ValueError(f"max_points must be >= 1, got {max_points}")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1,
@@ -89,6 +109,9 @@ def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Te
 
 def kl_per_dimension_figure(kl: Mapping[str, Tensor], *, threshold: float, title: str) -> go.Figure:
     """Grouped bars of the mean KL(q_φ(z_l|x) || N(0, 1)) per latent dimension l for several runs."""
+    check_tensor_mapping("kl", kl, nonempty=True)
+    check_real("threshold", threshold, above=0)
+    check_text("title", title)
     fig = go.Figure()
     for k, (name, values) in enumerate(kl.items()):
         v = _np(values).reshape(-1)
@@ -105,6 +128,11 @@ def kl_per_dimension_figure(kl: Mapping[str, Tensor], *, threshold: float, title
 def score_figure(scores: Mapping[str, Tensor], *, title: str, x_title: str = "ELBO L(θ, φ; x)  [nats]",
                  order: Sequence[str] | None = None) -> go.Figure:
     """Box plots of a per-input score (one box per group of inputs), e.g. the ELBO of odd inputs."""
+    check_tensor_mapping("scores", scores, nonempty=True)
+    check_text("title", title)
+    check_text("x_title", x_title)
+    if order is not None:
+        check_sequence("order", order)
     fig = go.Figure()
     for k, name in enumerate(order or list(scores)):
         fig.add_trace(go.Box(x=_np(scores[name]).reshape(-1), name=name, boxpoints="outliers",

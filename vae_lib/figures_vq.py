@@ -16,6 +16,15 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from ._checks import (
+    as_tensor,
+    check_count,
+    check_mapping,
+    check_range,
+    check_real,
+    check_tensor_mapping,
+    check_text,
+)
 from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
 from .vq import nearest_code
 
@@ -59,6 +68,12 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
     """Each panel: points z_e (N, 2) coloured by digit label (N,), the codebook (K, 2) as stars, and the boundaries
     of its Voronoi cells {z : argmin_j ‖z − e_j‖² = k} (contours of the nearest-code index on an ``n_grid``² grid).
     """
+    check_mapping("panels", panels)
+    as_tensor("labels", labels, ndim=1)
+    check_text("title", title)
+    if z_range is not None:
+        check_range("z_range", z_range)
+    check_count("n_grid", n_grid, minimum=2, maximum=2001)
     names = list(panels)
     lab = _np(labels).reshape(-1)
     checked = {}
@@ -93,6 +108,8 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
 
 def code_usage_figure(frequencies: Mapping[str, Tensor], *, title: str) -> go.Figure:
     """Grouped bars of the fraction of inputs assigned to each code j (one group of bars per entry, each (K,))."""
+    check_tensor_mapping("frequencies", frequencies, nonempty=True)
+    check_text("title", title)
     fig = go.Figure()
     for i, (name, f) in enumerate(frequencies.items()):
         v = _np(f).reshape(-1)
@@ -108,6 +125,12 @@ def bound_figure(reconstruction_nll: float, prior_nll: Mapping[str, float], exac
                  title: str) -> go.Figure:
     """Per prior p(k): the bound −L = −log p_θ(x|z_q) + (−log p(k(x))) as stacked bars, and the exact −log p_θ(x)
     as a marker (all means over the test set, nats per image)."""
+    check_real("reconstruction_nll", reconstruction_nll)
+    for k, v in check_mapping("prior_nll", prior_nll).items():
+        check_real(f"prior_nll[{k!r}]", v)
+    for k, v in check_mapping("exact_nll", exact_nll).items():
+        check_real(f"exact_nll[{k!r}]", v)
+    check_text("title", title)
     names = list(prior_nll)
     if set(exact_nll) != set(names):
         raise ValueError(f"exact_nll must have the same priors as prior_nll, got {sorted(exact_nll)} and {names}")

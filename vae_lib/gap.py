@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from ._checks import as_tensor, check_count, check_last_dim
+from ._checks import as_tensor, check_count, check_last_dim, check_real
 from .elbo import LatentVariableModel, _kl, repeated_log_marginal_estimates
 from .gaussian import diag_gaussian
 from .models import VAE
@@ -240,9 +240,8 @@ class GaussianFitConfig:
     learning_rate: float = 0.1
 
     def __post_init__(self) -> None:
-        check_count("steps", self.steps)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_count("steps", self.steps, maximum=1_000_000)
+        check_real("learning_rate", self.learning_rate, above=0)
 
 
 def _adam(objective, mean: Tensor, log_var: Tensor, config: GaussianFitConfig) -> tuple[Tensor, Tensor]:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_count
+from ._checks import check_count, check_instance
 
 if TYPE_CHECKING:
     from .models import VAEConfig
@@ -49,6 +49,10 @@ M = TypeVar("M", bound=nn.Module)
 
 def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
     """Linear layers of the given sizes with SiLU between them (none after the last)."""
+    check_instance("sizes", sizes, (tuple, list), "a tuple of at least two layer sizes, e.g. (64, 256, 4)")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must hold at least two layer sizes (input and output), got {sizes!r}")
+    sizes = tuple(check_count("sizes", s, maximum=1_000_000) for s in sizes)
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))

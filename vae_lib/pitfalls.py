@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
-from ._checks import as_tensor, check_count, check_generator
+from ._checks import as_tensor, check_count, check_generator, check_real
 from .gaussian import sample
 from .models import VAE
 
@@ -61,8 +61,7 @@ def rate_bound(x: Tensor, kld_weight: float) -> float:
     x = as_tensor("x", x, ndim=2)
     if x.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 examples (rows), got {x.shape[0]}")
-    if not kld_weight > 0:
-        raise ValueError(f"kld_weight must be positive, got {kld_weight}")
+    kld_weight = check_real("kld_weight", kld_weight, above=0)
     per_pixel_variance = x.var(0, unbiased=False)  # (n,)
     return per_pixel_variance.mean().item() / kld_weight
 
@@ -77,8 +76,7 @@ class MeanSquaredErrorPlusKL(nn.Module):
         super().__init__()
         if not isinstance(vae, VAE) or vae.config.likelihood != "gaussian_fixed":
             raise TypeError("vae must be a VAE with likelihood='gaussian_fixed'")
-        if not kld_weight > 0:
-            raise ValueError(f"kld_weight must be positive, got {kld_weight}")
+        check_real("kld_weight", kld_weight, above=0)
         self.vae = vae
         self.kld_weight = float(kld_weight)
 

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor, check_count
+from ._checks import (
+    as_tensor,
+    check_count,
+    check_instance,
+    check_latent_model,
+    check_real,
+    check_sequence,
+    check_text,
+)
 from .elbo import LatentVariableModel
 from .explorer import (
     Affine,
@@ -92,6 +100,10 @@ class AscentConfig:
     steps: int = 150
     learning_rate: float = 0.05
 
+    def __post_init__(self) -> None:
+        check_count("steps", self.steps, minimum=0, maximum=1_000_000)
+        check_real("learning_rate", self.learning_rate, above=0)
+
 
 @dataclass(frozen=True)
 class AscentResult:
@@ -104,8 +116,9 @@ class AscentResult:
 
 def posterior_grid(model: LatentVariableModel, xs: Tensor, *, bound: float = 4.0, n_grid: int = 121) -> PosteriorGrid:
     """Tabulate log p_θ(x, z) = log p_θ(x|z) + log p(z) for each row x of ``xs`` (P, D) on [−bound, bound]²."""
-    xs = as_tensor("xs", xs, ndim=2, dtype=torch.float64)
-    n_grid = check_count("n_grid", n_grid, minimum=3)
+    check_latent_model("model", model)
+    xs = as_tensor("xs", xs, ndim=2, dtype=torch.float64, nonempty=True)
+    n_grid = check_count("n_grid", n_grid, minimum=3, maximum=2001)
     if not isinstance(bound, (int, float)) or not bound > 0:
         raise ValueError(f"bound must be a positive number, got {bound!r}")
     if tuple(model.prior.event_shape) != (2,):
@@ -131,6 +144,7 @@ def _check_q(mean: Tensor, log_sigma: Tensor) -> tuple[Tensor, Tensor]:
 
 def log_q_on_grid(grid: PosteriorGrid, mean: Tensor, log_sigma: Tensor) -> Tensor:
     """log q(z_g) for q = N(μ, diag σ²) at every grid point, shape (n, n)."""
+    check_instance("grid", grid, PosteriorGrid, "a PosteriorGrid (from posterior_grid)")
     mean, log_sigma = _check_q(mean, log_sigma)
     u1 = (grid.z1 - mean[0]) / log_sigma[0].exp()  # (n,) standardised z₁
     u2 = (grid.z2 - mean[1]) / log_sigma[1].exp()  # (n,)
@@ -138,6 +152,7 @@ def log_q_on_grid(grid: PosteriorGrid, mean: Tensor, log_sigma: Tensor) -> Tenso
 
 
 def _check_index(grid: PosteriorGrid, index: int) -> int:
+    check_instance("grid", grid, PosteriorGrid, "a PosteriorGrid (from posterior_grid)")
     index = check_count("index", index, minimum=0)
     if index >= grid.log_joint.shape[0]:
         raise ValueError(f"index must be below the number of presets {grid.log_joint.shape[0]}, got {index}")
@@ -188,7 +203,12 @@ def posterior_explorer(models: LatentVariableModel | Sequence[LatentVariableMode
     the quadrature ELBO (:func:`ascend_elbo`; in the page the runtime's own Adam on the same sum). The plane shows
     p_θ(z|x) (relative to its peak), q's 1σ and 2σ ellipses and its mean; the readout log p_θ(x), L(q) and the gap.
     """
-    xs_list = [as_tensor("xs", x, ndim=1, dtype=torch.float64) for x in xs]
+    if not isinstance(models, (list, tuple)):
+        check_latent_model("models", models)
+    xs_list = [as_tensor("xs", x, ndim=1, dtype=torch.float64) for x in check_sequence("xs", xs, nonempty=False)]
+    check_sequence("labels", labels)
+    check_instance("ascent", ascent, AscentConfig, "an AscentConfig")
+    check_text("title", title)
     if not xs_list:
         raise ValueError("xs must hold at least one preset observation")
     grid = _prepare_list(models, xs_list, labels, bound, n_grid)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, MultivariateNormal
 
-from ._checks import as_tensor, check_count, check_generator, check_last_dim
+from ._checks import as_tensor, check_count, check_generator, check_int, check_last_dim, check_real
 from .gaussian import standard_normal_prior
 from .likelihoods import gaussian_log_likelihood
 
@@ -111,11 +111,10 @@ class LatentGrid:
 def latent_grid(bound: float, n_grid: int, latent_dim: int = 2) -> LatentGrid:
     """The regular grid [−bound, bound]^L with n_grid points per axis (float64), L ∈ {1, 2}: the quadrature grid
     of :class:`GridLatentModel` and of chapter 3's VAE computations. Points are ordered with z₁ varying fastest."""
-    if latent_dim not in (1, 2):
+    if check_int("latent_dim", latent_dim) not in (1, 2):
         raise ValueError(f"latent_dim must be 1 or 2 for grid quadrature, got {latent_dim}")
-    if not (isinstance(bound, (int, float)) and bound > 0 and math.isfinite(bound)):
-        raise ValueError(f"bound must be a positive finite number, got {bound!r}")
-    n_grid = check_count("n_grid", n_grid, minimum=3)
+    check_real("bound", bound, above=0)
+    n_grid = check_count("n_grid", n_grid, minimum=3, maximum=100_000 if latent_dim == 1 else 3_001)
     axis = torch.linspace(-bound, bound, n_grid, dtype=torch.float64)
     step = (axis[1] - axis[0]).item()
     if latent_dim == 1:

@@ -283,7 +283,7 @@ class VQVAE(nn.Module):
 
     def quantise(self, z_e: Tensor) -> Tensor:
         """z_q: each D-vector of z_e (..., D) replaced by its nearest code, same shape (the phase diagram's map)."""
-        return quantise(z_e, self.codebook)[0]
+        return quantise(as_model_input("z_e", z_e, self, min_ndim=1), self.codebook)[0]
 
     def codes(self, x: Tensor) -> Tensor:
         """k(x): the index of the nearest code at each position, shape (B, M) int64."""
