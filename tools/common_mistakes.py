@@ -49,30 +49,32 @@ COMMON_BUGS = {
     "reduction-mismatch": (
         "Reduction mismatch: a reconstruction loss averaged over pixels (``F.mse_loss`` with its default "
         "``reduction='mean'``) added to a KL term summed over latent dimensions",
-        "the loss is an ELBO with an implicit, unchosen β: blurry reconstructions and latent dimensions the "
-        "decoder ignores",
+        "the KL's weight is silently multiplied by the number of pixels: posterior collapse (a KL term near 0 nats "
+        "and one reconstruction for every input), or, with a tiny KL weight to compensate, codes that drift away "
+        "from the prior",
     ),
     "tiny-kl-weight": (
         "A tiny KL weight (for example the batch size over the data set size as ``kld_weight``)",
-        "sharp reconstructions but poor samples from the prior: the codes leave the prior and the model "
-        "behaves like a plain autoencoder",
+        "good reconstructions and a high rate, but codes that spread beyond the prior, so samples from the prior "
+        "cover only the centre of the code cloud; the ELBO and the held-out likelihood are worse although the "
+        "training loss is lower",
     ),
     "commitment-after-straight-through": (
-        "The VQ-VAE's commitment or codebook loss computed from the straight-through output "
-        "z_e + sg(e − z_e) instead of from the encoder output and the codebook vector",
-        "the loss prints the right value, but its gradient is not the intended one, so the codebook or the "
-        "encoder stops being pulled towards the other",
+        "The VQ-VAE's codebook and commitment terms computed from the straight-through value "
+        "z_e + sg(z_q − z_e) (which equals z_q) instead of from the encoder output z_e and the code z_q",
+        "both terms are 0 and give no gradient: the encoder is never pulled towards its codes and z_e drifts "
+        "away from the codebook",
     ),
     "codebook-collapse": (
         "Unnoticed codebook collapse",
-        "only a few codebook vectors are ever chosen (low usage and perplexity) while the loss still "
-        "decreases; nothing in the loss reports it",
+        "a few codes take most inputs and the rest are never chosen: the perplexity of the code frequencies is far "
+        "below the codebook size and the likelihood stalls, while the reconstruction loss alone shows nothing",
     ),
     "training-loss-as-evaluation": (
         "Evaluating a VAE by its training loss",
-        "numbers that compare nothing: a loss with a β, a mean over pixels or dropped constants is not an "
-        "ELBO in nats, and a training loss rewards memorising; report the held-out ELBO (or an "
-        "importance-weighted bound) in nats",
+        "the run with the lower training loss can be the worse model: a loss with a β, free bits, a mean over "
+        "pixels or dropped constants is not the ELBO in nats; compare held-out ELBOs or importance-weighted "
+        "estimates, in nats",
     ),
 }
 
