@@ -73,7 +73,7 @@ def _public_callables() -> dict[str, Callable]:
             if inspect.isclass(obj) and (getattr(obj, "_is_protocol", False) or issubclass(obj, BaseException)):
                 continue
             found.setdefault(id(obj), (f"{obj.__module__}.{obj.__qualname__}", obj))
-    return dict(sorted(found.values()))
+    return dict(sorted(found.values(), key=lambda item: item[0]))
 
 
 PUBLIC = _public_callables()
