@@ -187,18 +187,27 @@ def test_float64_arrays_reach_the_page_as_float32():
     assert np.abs(small["data"][0]["x"] - x).max() < 1e-7 and small["data"][0]["s"] == "text"
 
 
-def test_image_grids_carry_bytes_with_white_gaps_between_tiles():
+def test_image_grids_are_png_pictures_with_white_gaps_between_tiles():
+    import base64
+
     import numpy as np
     import torch
+    from _plotly_utils import png  # plotly's PNG codec (pypng), the writer the figure uses
 
     from vae_lib.figures import GAP, image_grid_figure
 
     images = torch.linspace(0.0, 16.0, 3 * 4).reshape(3, 4)  # three 2×2 images
-    fig = image_grid_figure({"a": images}, shape=(2, 2), per_row=2, value_range=(0.0, 16.0), title="t")
-    z = np.asarray(fig.data[0].z)
-    assert z.dtype == np.uint8 and z.shape == (2 * 3 - 1, 2 * 3 - 1)
-    assert (z[2] == GAP).all() and (z[:, 2] == GAP).all() and (z[3:, 3:] == GAP).all()  # gaps and the empty slot
-    back = z[:2, :2].astype(float) / (GAP - 1) * 16.0  # the first image, row-major
-    assert np.abs(back.reshape(-1) - images[0].numpy()).max() <= 16.0 / (GAP - 1) / 2 + 1e-9
-    scale = fig.data[0].colorscale
-    assert scale[-1][1] == scale[-2][1] == "#FFFFFF" and scale[-2][0] == (GAP - 1) / GAP  # only the gap is white-banded
+    fig = image_grid_figure({"a": images}, shape=(2, 2), per_row=2, value_range=(0.0, 16.0), title="t",
+                            colorscale=[[0.0, "#000000"], [1.0, "#FFFFFF"]])
+    picture, bar = fig.data
+    assert picture.type == "image" and picture.source.startswith("data:image/png;base64,")
+    width, height, rows, _ = png.Reader(bytes=base64.b64decode(picture.source.split(",", 1)[1])).asRGB8()
+    rgb = np.array([list(r) for r in rows], dtype=np.uint8).reshape(height, width, 3)
+    assert (width, height) == (2 * 3 - 1, 2 * 3 - 1)
+    assert (rgb[2] == 255).all() and (rgb[:, 2] == 255).all() and (rgb[3:, 3:] == 255).all()  # gaps, empty slot
+    grey = rgb[..., 0].astype(float)
+    assert (rgb[..., 1] == rgb[..., 0]).all() and (rgb[..., 2] == rgb[..., 0]).all()
+    back = grey[:2, :2] / 255 * 16.0  # the first image, row-major, through the black-to-white scale
+    assert np.abs(back.reshape(-1) - images[0].numpy()).max() <= 16.0 / (GAP - 1) + 16.0 / 255
+    assert np.abs(grey[:2, 3:].reshape(-1) / 255 * 16.0 - images[1].numpy()).max() <= 16.0 / (GAP - 1) + 16.0 / 255
+    assert bar.type == "heatmap" and bar.opacity == 0 and (bar.zmin, bar.zmax) == (0.0, 16.0)
