@@ -24,6 +24,7 @@ from vae_lib.flows import (
 from vae_lib.toy import folded_model, latent_grid
 
 F64 = torch.float64
+X_TWO_MODES = torch.tensor([[1.0, 0.5]], dtype=F64)  # chapter 2's first preset: two separated modes
 
 
 def gen(seed: int) -> torch.Generator:
@@ -180,6 +181,23 @@ def test_amortised_flow_posterior_matches_its_free_counterpart():
     torch.testing.assert_close(free.log_prob(z[:, 1:2]), log_q[:, 1:2])
 
 
+def test_a_flow_without_steps_gives_vae_lib_elbo_importance_weights():
+    """T = 0: flow_log_weights are log p(x, z) − log q_0(z|x) with q_0 the diagonal Gaussian, the same numbers as
+    vae_lib.elbo.log_importance_weights draws with the same generator."""
+    from vae_lib.elbo import log_importance_weights
+    from vae_lib.gaussian import diag_gaussian
+
+    model = folded_model()
+    flow = FlowPosterior(FlowConfig(latent_dim=2, n_steps=0, dtype=F64))
+    mean, log_var = torch.tensor([[0.4, -0.3]], dtype=F64), torch.tensor([[-1.0, 0.5]], dtype=F64)
+    with torch.no_grad():
+        flow.base_mean.copy_(mean)
+        flow.base_log_var.copy_(log_var)
+        got = flow_log_weights(X_TWO_MODES, model, flow, 50, generator=gen(3))
+    expected = log_importance_weights(X_TWO_MODES, model, diag_gaussian(mean, log_var), 50, generator=gen(3))
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="kind"):
         FlowConfig(kind="maf")
@@ -197,7 +215,6 @@ def test_bad_configs_are_refused():
 
 
 # --- the gap on chapter 2's folded model ---------------------------------------------------------------------------
-X_TWO_MODES = torch.tensor([[1.0, 0.5]], dtype=F64)  # chapter 2's first preset: two separated modes
 
 
 def quadrature_kl(flow: FlowPosterior, model, x) -> float:

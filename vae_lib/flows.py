@@ -432,7 +432,8 @@ def fit_flow_posterior(model: LatentVariableModel, x: Tensor, flow_config: FlowC
                        fit_config: FlowFitConfig | None = None) -> FlowFit:
     """Maximise the ELBO E_{q_T}[log p_θ(x, z) − log q_T(z|x)] over a free flow (q_0 and the steps) for one x (1, D).
 
-    q_0 starts where ``fit_config`` says (:class:`FlowFitConfig`). Reparameterized gradients; the model's parameters are not touched.
+    q_0 starts where ``fit_config`` says (:class:`FlowFitConfig`). Reparameterized gradients; the model's parameters
+    are not updated.
     """
     check_instance("flow_config", flow_config, FlowConfig, "a FlowConfig")
     fit_config = FlowFitConfig() if fit_config is None else check_instance("fit_config", fit_config, FlowFitConfig,
@@ -444,15 +445,17 @@ def fit_flow_posterior(model: LatentVariableModel, x: Tensor, flow_config: FlowC
         raise ValueError(f"x must hold one observation, shape (1, D), got {tuple(x.shape)}")
     flow = FlowPosterior(flow_config)
     lat = flow_config.latent_dim
-    with torch.no_grad():  # q_0's start: given, or N(m, I) with m a small seeded offset (the symmetric start is a saddle)
+    dtype = flow_config.dtype
+    with torch.no_grad():  # q_0's start: given, or N(m, I) with m a small seeded offset (a symmetric start: a saddle)
         if fit_config.init_mean is not None:
-            flow.base_mean.copy_(torch.tensor(_check_start("init_mean", fit_config.init_mean, lat)).unsqueeze(0))
+            flow.base_mean.copy_(torch.tensor(_check_start("init_mean", fit_config.init_mean, lat),
+                                              dtype=dtype).unsqueeze(0))
         else:
             flow.base_mean.copy_(0.1 * torch.randn(flow.base_mean.shape, dtype=torch.float64,
                                                    generator=torch.Generator().manual_seed(flow_config.seed)))
         if fit_config.init_log_var is not None:
-            flow.base_log_var.copy_(torch.tensor(_check_start("init_log_var", fit_config.init_log_var,
-                                                              lat)).unsqueeze(0))
+            flow.base_log_var.copy_(torch.tensor(_check_start("init_log_var", fit_config.init_log_var, lat),
+                                                 dtype=dtype).unsqueeze(0))
     optimiser = torch.optim.Adam(flow.parameters(), lr=fit_config.learning_rate)
     g = torch.Generator().manual_seed(fit_config.seed)
     trace = []

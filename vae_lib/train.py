@@ -37,6 +37,7 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .iwae import iwae_loss
 from .models import VAE
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainingDivergedError", "fit", "kl_weight_schedule", "weighted_objective"]
@@ -55,6 +56,7 @@ class TrainingDivergedError(ValueError):
     """
 
 _LR_SCHEDULES = ("constant", "cosine")
+_OBJECTIVES = ("elbo", "iwae")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class TrainConfig:
     adds u ~ U[0, 1)^D to each batch. ``lr_schedule`` ``"constant"`` keeps ``learning_rate``; ``"cosine"``
     decays it after every mini-batch step s = 0 … S−1 as η_s = η·½(1 + cos(π s / S)), S the total number of
     steps, so the last steps average out the gradient noise.
+
+    ``objective`` ``"iwae"`` minimises −L_K, the importance-weighted bound with ``k`` samples of q_φ(z|x) (Burda et al.,
+    2016; :func:`vae_lib.iwae.iwae_loss`), for a :class:`vae_lib.VAE` with β = 1 and no free bits; ``dreg`` gives the
+    encoder DReG's gradient (Tucker et al., 2019) instead of IWAE's. ``"elbo"`` (the default) needs k = 1.
     """
 
     epochs: int = 100
@@ -78,6 +84,9 @@ class TrainConfig:
     free_bits: float = 0.0
     dequantize: bool = False
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    objective: Literal["elbo", "iwae"] = "elbo"
+    k: int = 1
+    dreg: bool = False
 
     def __post_init__(self) -> None:
         check_count("epochs", self.epochs, maximum=MAX_STEPS)
@@ -90,11 +99,22 @@ class TrainConfig:
         check_real("free_bits", self.free_bits, minimum=0)
         check_bool("dequantize", self.dequantize)
         check_choice("lr_schedule", self.lr_schedule, _LR_SCHEDULES)
+        check_choice("objective", self.objective, _OBJECTIVES)
+        check_count("k", self.k, maximum=100_000)
+        check_bool("dreg", self.dreg)
+        if self.objective == "elbo" and (self.k != 1 or self.dreg):
+            raise ValueError(f"k = {self.k} and dreg = {self.dreg} need objective='iwae' (the ELBO uses one sample, "
+                             f"k = 1, and no DReG)")
+        if self.objective == "iwae" and not (self.kl_weight == 1.0 and self.kl_warmup_epochs == 0
+                                             and self.free_bits == 0.0):
+            raise ValueError("objective='iwae' is the bound L_K itself: it takes no kl_weight, kl_warmup_epochs or "
+                             "free_bits (keep 1.0, 0, 0.0)")
 
     @property
     def is_plain_elbo(self) -> bool:
-        """True when the objective is exactly the negative ELBO (β = 1, no annealing, no free bits)."""
-        return self.kl_weight == 1.0 and self.kl_warmup_epochs == 0 and self.free_bits == 0.0
+        """True when the objective is exactly the negative ELBO (β = 1, no annealing, no free bits, not L_K)."""
+        return (self.objective == "elbo" and self.kl_weight == 1.0 and self.kl_warmup_epochs == 0
+                and self.free_bits == 0.0)
 
 
 @dataclass
@@ -159,7 +179,9 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
 
     A :class:`vae_lib.VAE` (or a subclass that keeps its ``loss``, −L) is trained on :func:`weighted_objective`
     of its ``elbo_terms`` (log p_θ(x|z) (B,), KL per dimension (B, L)) with β_t and λ from ``config``, and the
-    terms are recorded; with the default β = 1, λ = 0 this is the same computation as ``model.loss``.
+    terms are recorded; with the default β = 1, λ = 0 this is the same computation as ``model.loss``. With
+    ``config.objective == "iwae"`` a VAE is trained on −L_K (:func:`vae_lib.iwae.iwae_loss`, ``config.k`` samples,
+    DReG encoder gradients with ``config.dreg``), recorded as ``history.loss``.
     Shuffling, dequantization noise and the model's sampling noise all come from one generator seeded with
     ``config.seed``, so a run is reproducible. ``x_train`` is (N, D), or (N, *data_shape) for a model whose
     ``config`` has a ``data_shape`` (images (N, C, H, W) for chapter 7's convolutional VAE); numpy arrays and float64
@@ -176,7 +198,11 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
     # the ELBO's terms are used only when ``loss`` is the plain −ELBO they add up to (a subclass with its own
     # ``loss`` is trained on that loss)
     has_terms = hasattr(model, "elbo_terms") and getattr(type(model), "loss", None) is VAE.loss
-    if not has_terms and not config.is_plain_elbo:
+    use_iwae = config.objective == "iwae"
+    if use_iwae:
+        check_instance("model", model, VAE, "a vae_lib.VAE (objective='iwae' needs its encoder q_φ(z|x))")
+        has_terms = False  # the history records −L_K as the loss
+    elif not has_terms and not config.is_plain_elbo:
         raise TypeError(f"kl_weight, kl_warmup_epochs and free_bits need a model with elbo_terms (a VAE), "
                         f"got {type(model).__name__}")
     x_train = _check_train_data(model, x_train)
@@ -224,6 +250,8 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
                     if has_terms:
                         log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
                         loss = weighted_objective(log_lik, kl, beta, config.free_bits)
+                    elif use_iwae:
+                        loss = iwae_loss(model, batch, config.k, generator=generator, dreg=config.dreg).mean()
                     else:
                         loss = model.loss(batch, generator=generator).mean()
                 except NonFiniteError as err:
