@@ -3,14 +3,22 @@
 The built book must work offline, and it must not embed 4.6 MB of plotly.js in every page. At build
 time this extension copies
 
-* ``plotly.min.js`` from the installed ``plotly`` package (the same version the kernel used), and
-* MathJax 3 (the CommonHTML TeX build, its fonts and its lazily loaded extensions) from the
-  ``django-static-mathjax`` package on PyPI
+* plotly.js: the book's partial bundle ``book/_static/vendor/plotly-book.min.js`` (committed; plotly.js's core and
+  only the trace types the book's figures use, 1.3 MB instead of the full 4.8 MB; built by
+  ``tools/plotly_bundle/build.js``). The build fails if its plotly.js version is not the one the installed plotly
+  package writes figures for;
+* the book's page script and style sheet, ``book/_static/vae-book.js`` (figures drawn when they approach the
+  viewport, in the page's light or dark theme) and ``book/_static/vae-book.css`` (code cells at least 80
+  characters wide on a desktop, no sideways overflow on a phone, dark-mode details);
+* MathJax 3 from the ``django-static-mathjax`` package on PyPI, as separate components: the loader, the TeX input,
+  the CommonHTML output with its fonts and lazily loaded TeX extensions, and the assistive MathML for screen readers,
+  but not the contextual menu (426 KB of the 1.1 MB ``tex-chtml.js``)
 
-into ``_build/vendor_static/vendor/``, adds that folder to ``html_static_path``, loads plotly.js once
-on each page that has a plotly figure, deferred (a 4.6 MB script that blocks the head delays the first paint
-of a page from about 0.7 s to 2.4 s), and points ``mathjax_path`` at the local copy. Nothing is
-committed and nothing is fetched from a CDN.
+into ``_build/vendor_static/vendor/``, adds that folder to ``html_static_path``, loads plotly.js once on each page that
+has a plotly figure and the page script on every page, both deferred (a large script that blocks the head delays the first paint),
+and points ``mathjax_path`` at the local copy. Nothing is fetched from a CDN. The theme's ``fontawesome.js``
+(1.45 MB: Font Awesome's SVG-from-JavaScript icons) is not loaded: the theme's style sheet already draws the same icons
+from Font Awesome's web fonts.
 
 It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
 (its Python callbacks never run in a static page), so the book hides live widgets' outputs
@@ -33,8 +41,14 @@ from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-PLOTLY_JS = "vendor/plotly.min.js"
+PLOTLY_JS = "vendor/plotly.min.js"  # the served name of the book's partial bundle
 PLOTLY_FIGURE = 'class="plotly-graph-div"'
+BOOK_STATIC = Path(__file__).resolve().parents[1] / "book" / "_static"
+PLOTLY_BUNDLE = BOOK_STATIC / "vendor" / "plotly-book.min.js"
+PAGE_JS = "vendor/vae-book.js"
+PAGE_CSS = "vendor/vae-book.css"
+_BUNDLE_HEADER = re.compile(r"plotly\.js v(\S+), partial bundle for the VAE book.*?\n\* traces: ([^\n(]+)", re.S)
+FONTAWESOME_JS = re.compile(r'\s*<(?:script|link)\b[^>]*_static/scripts/fontawesome\.js[^>]*>(?:</script>)?')
 
 EXPLORER_JS = "vendor/explorer_runtime.js"
 EXPLORER_HOST = 'class="vae-explorer-host"'
@@ -43,15 +57,31 @@ EXTERNAL_MIN_CHARS = 2048  # arrays whose base64 is shorter stay in the page
 _INLINE_RUNTIME = re.compile(r'<script data-vae-explorer-runtime="1">.*?</script>', re.S)
 _SPEC = re.compile(r'(<div class="vae-explorer-host"[^>]*><script type="application/json">)(.*?)(</script>)', re.S)
 
-MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y", "adaptors")
+# MathJax components the pages load (MATHJAX_LOAD, after startup.js) and the files they fetch later (TeX extensions
+# that \require or autoload asks for, the CommonHTML fonts)
+MATHJAX_LOAD = ("input/tex", "output/chtml", "a11y/assistive-mml")
+MATHJAX_PARTS = ("startup.js", "core.js", "input/tex.js", "output/chtml.js", "output/chtml/fonts/tex.js",
+                 "a11y/assistive-mml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2")
+
+
+def plotly_bundle() -> tuple[Path, str, list[str]]:
+    """The book's partial plotly.js bundle: its path, its plotly.js version and its trace types (from its header)."""
+    head = PLOTLY_BUNDLE.read_text(encoding="utf-8")[:600]
+    match = _BUNDLE_HEADER.search(head)
+    if match is None:
+        raise ValueError(f"{PLOTLY_BUNDLE} has no 'partial bundle for the VAE book' header: rebuild it with "
+                         "tools/plotly_bundle/build.js")
+    return PLOTLY_BUNDLE, match[1], [t.strip() for t in match[2].split(",")]
 
 
 def _plotly_js() -> Path:
-    import plotly
+    """The partial bundle, checked against the plotly.js version the installed plotly package writes figures for."""
+    from plotly.offline import get_plotlyjs_version
 
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    if not path.is_file():
-        raise FileNotFoundError(f"plotly.min.js not found in the installed plotly package at {path}")
+    path, version, _ = plotly_bundle()
+    if version != get_plotlyjs_version():
+        raise RuntimeError(f"{path} is plotly.js {version}, but the installed plotly package writes figures for "
+                           f"plotly.js {get_plotlyjs_version()}: rebuild the bundle (tools/plotly_bundle/build.js)")
     return path
 
 
@@ -75,6 +105,8 @@ def _vendor(app: Sphinx) -> None:
     target = static_root / "vendor"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(_plotly_js(), target / "plotly.min.js")
+    shutil.copy2(BOOK_STATIC / "vae-book.js", target / "vae-book.js")
+    shutil.copy2(BOOK_STATIC / "vae-book.css", target / "vae-book.css")
     shutil.copy2(_explorer_js(), target / "explorer_runtime.js")
     (target / EXPLORER_DATA).mkdir(exist_ok=True)
     root = _mathjax_root()
@@ -88,6 +120,15 @@ def _vendor(app: Sphinx) -> None:
     app.config.html_static_path.append(str(static_root))
 
 
+def _mathjax_components(app: Sphinx, config: object) -> None:
+    """startup.js loads the components named here (and core.js, which they need), not the whole tex-chtml.js."""
+    mj = dict(getattr(config, "mathjax3_config", None) or {})
+    loader = dict(mj.get("loader", {}))
+    loader["load"] = list(MATHJAX_LOAD)
+    mj["loader"] = loader
+    config.mathjax3_config = mj
+
+
 def _drop_widget_state(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
     page = getattr(app.env, "nb_metadata", {}).get(pagename, {})
     page.get("js_files", {}).pop("ipywidgets_state", None)
@@ -99,6 +140,18 @@ def _plotly_where_needed(app: Sphinx, pagename: str, templatename: str, context:
         # called here, it is added to this page only; deferred, so the text is painted first (each figure's script
         # waits for it: vae_lib.display.draw_when_plotly_is_ready)
         app.add_js_file(PLOTLY_JS, priority=100, defer="defer")
+
+
+def _without_fontawesome_js(app: Sphinx) -> None:
+    """Render pages without the theme's fontawesome.js (see the module docstring): the theme writes its script tag
+    (and a preload link) straight into its template, so it is taken out of each rendered page."""
+    templates = app.builder.templates
+    render = templates.render
+
+    def rendered(template: str, context: dict) -> str:
+        return FONTAWESOME_JS.sub("", render(template, context))
+
+    templates.render = rendered
 
 
 def _explorers_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
@@ -182,11 +235,15 @@ def _externalise(spec_json: str, folder: Path) -> str:
 
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _vendor)
+    app.connect("builder-inited", _without_fontawesome_js)
+    app.add_css_file(PAGE_CSS, priority=900)  # after the theme's style sheets
+    app.add_js_file(PAGE_JS, priority=101, defer="defer")  # every page; after plotly.js, before DOMContentLoaded
     app.add_post_transform(DropWidgetViews)
     app.add_post_transform(ExplorerPages)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
     app.connect("html-page-context", _drop_thebe, priority=900)  # after every extension added its scripts
     app.connect("html-page-context", _plotly_where_needed, priority=500)  # before _drop_thebe copies the list
     app.connect("html-page-context", _explorers_where_needed, priority=500)
-    app.config.mathjax_path = "vendor/mathjax/tex-chtml.js"
+    app.config.mathjax_path = "vendor/mathjax/startup.js"
+    app.connect("config-inited", _mathjax_components)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -4,10 +4,21 @@ The HTML folder is served on 127.0.0.1 (plain HTTP, no compression, no cache hea
 Chromium through Playwright, as tests/test_browser.py does; requests that leave localhost are blocked and counted.
 Each page load uses a fresh browser context (empty cache), so the shared static files are transferred every time.
 
-* Page load (:func:`page_loads`): the page's own HTML bytes; the bytes of every response the page fetched until the
-  network was idle (HTML + CSS + JS + fonts + ..., from the Resource Timing API); the time from navigation start
-  to the load event; and to the moment every plotly figure on the page is drawn (has its full layout and a drawn
-  trace: polled every 10 ms from a script injected before the page's own).
+* Page load (:func:`page_loads`), each of ``loads`` runs in fresh contexts (empty cache):
+
+  - the page opened at its top: the page's own HTML bytes; the bytes of every response the page fetched until the
+    network was idle (HTML + CSS + JS + fonts + ..., from the Resource Timing API); the time from navigation start
+    to the first contentful paint and to the load event; and to the moment the figures in the first viewport are
+    drawn (none on most chapters: they open with text);
+  - then every plotly figure scrolled to in page order (``scrollIntoView``, instant, figure centred), as a reader
+    jumping through the page: for each, the time from the scroll to the moment it is drawn (0 if it was drawn
+    before: the book draws figures when they come within 1.5 viewport heights); after the last, every explorer
+    scrolled to and the network idle again: the bytes the whole page needs (the *page weight*);
+  - the page opened again at its first figure (``page.html#<the figure's id>``, the browser scrolls there as it
+    loads): the time from navigation start to that figure drawn, the *first figure in the viewport*.
+
+  A figure counts as drawn once it has its full layout and a drawn trace (polled every 10 ms from a script injected
+  before the page's own).
 * Static explorers (:func:`static_explorers`): for every explorer (``.vae-explorer-host``, vae_lib.explorer),
   ``moves`` real input events, as a reader makes them: on an explorer with a draggable plane (the latent explorers),
   one mouse drag across the plane through ``moves`` points in van der Corput order (each a ``pointermove`` that
@@ -21,7 +32,8 @@ Each page load uses a fresh browser context (empty cache), so the shared static 
   thread's CPU time over the move (Chrome's ThreadTime metric), which other processes on the machine inflate far
   less than the wall time.
 
-Usage: python benchmarks/browser.py --html DIR [--moves 50] [--loads 3]      (run.py calls these functions)
+Usage: python benchmarks/browser.py --html DIR [--moves 50] [--loads 3] [--only pages|static] [--page book/x.html ...]
+       [--json PATH]      (run.py calls these functions)
 """
 
 from __future__ import annotations
@@ -45,14 +57,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
 
+# b.drawn[i]: when figure i was first seen drawn (ms since navigation start); b.viewport: the figures that were in the
+# viewport when the document was parsed; b.stopped ends the polling (the explorer benchmark sets it before it times)
 INIT_SCRIPT = """(() => {
-  const b = window.__bench = {moves: [], drawnAt: null, figures: null, move: null};
+  const b = window.__bench = {moves: [], drawn: [], figures: null, viewport: null, move: null, stopped: false};
   const DRAWN = '.heatmaplayer image, .contourlayer path, .scatterlayer path, .barlayer path, .boxlayer path, canvas';
   const drawn = gd => gd._fullLayout && (gd._fullData || []).length > 0 && gd.querySelector(DRAWN) !== null;
+  const inView = gd => { const r = gd.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; };
   (function poll() {
+    if (b.stopped) { return; }
     if (document.readyState !== 'loading') {
       const gds = Array.from(document.querySelectorAll('.plotly-graph-div'));
-      if (gds.every(drawn)) { b.drawnAt = performance.now(); b.figures = gds.length; return; }
+      b.figures = gds.length;
+      if (b.viewport === null) { b.viewport = gds.map((gd, i) => inView(gd) ? i : -1).filter(i => i >= 0); }
+      let all = true;
+      gds.forEach((gd, i) => {
+        if (b.drawn[i] == null) { if (drawn(gd)) { b.drawn[i] = performance.now(); } else { all = false; } }
+      });
+      if (all) { return; }
     }
     setTimeout(poll, 10);
   })();
@@ -109,12 +131,30 @@ LOAD_JS = """() => {
   const nav = performance.getEntriesByType('navigation')[0], res = performance.getEntriesByType('resource');
   const sum = key => res.reduce((a, r) => a + (r[key] || 0), 0);
   const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+  const b = window.__bench, first = b.viewport || [];
   return {html_bytes: nav.encodedBodySize, dom_content_loaded_ms: nav.domContentLoadedEventEnd,
-          first_paint_ms: fcp ? fcp.startTime : null,
-          load_ms: nav.loadEventEnd, figures_drawn_ms: window.__bench.drawnAt, figures: window.__bench.figures,
+          first_paint_ms: fcp ? fcp.startTime : null, load_ms: nav.loadEventEnd, figures: b.figures,
+          viewport_figures: first.length,
+          viewport_figures_drawn_ms: first.length && first.every(i => b.drawn[i] != null)
+            ? Math.max(...first.map(i => b.drawn[i])) : null,
           requests: res.length + 1, body_bytes: nav.encodedBodySize + sum('encodedBodySize'),
-          transfer_bytes: nav.transferSize + sum('transferSize')};
+          transfer_bytes: nav.transferSize + sum('transferSize'),
+          resources: res.map(r => [r.name.replace(location.origin, ''), r.encodedBodySize])};
 }"""
+
+# Scrolls figure i to the middle of the viewport and resolves with the time from that scroll to its being drawn
+# (0 when it was drawn before the scroll)
+SCROLL_TO_FIGURE_JS = """i => new Promise((resolve, reject) => {
+  const b = window.__bench, gd = document.querySelectorAll('.plotly-graph-div')[i];
+  if (b.drawn[i] != null) { gd.scrollIntoView({block: 'center'}); resolve(0); return; }
+  const t0 = performance.now();
+  gd.scrollIntoView({block: 'center'});
+  (function wait() {
+    if (b.drawn[i] != null) { resolve(Math.max(0, b.drawn[i] - t0)); return; }
+    if (performance.now() - t0 > 60000) { reject(new Error('figure ' + i + ' not drawn within 60 s')); return; }
+    setTimeout(wait, 5);
+  })();
+})"""
 
 
 def van_der_corput(k: int, base: int) -> float:
@@ -184,7 +224,6 @@ class Visit:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.goto(url, wait_until="load")
-        self.page.wait_for_function("() => window.__bench.drawnAt !== null", timeout=120_000)
 
     def _route(self, route) -> None:
         url = route.request.url
@@ -209,23 +248,64 @@ def pages_of(html: Path) -> list[str]:
                                         if p.name != "intro.html")
 
 
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
+def _one_load(browser, base: str, path: str) -> dict:
+    """One cold load at the top of the page, then every figure and explorer scrolled to (see the module docstring),
+    then one cold load at the first figure's anchor."""
+    visit = Visit(browser, f"{base}/{path}")
+    page = visit.page
+    page.wait_for_load_state("networkidle")
+    run = page.evaluate(LOAD_JS)
+    ids = page.evaluate("() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => gd.id)")
+    run["scroll_to_figure_ms"] = [page.evaluate(SCROLL_TO_FIGURE_JS, i) for i in range(len(ids))]
+    page.evaluate(f"() => {HOSTS_JS}.forEach(h => h.scrollIntoView({{block: 'center'}}))")
+    page.wait_for_timeout(200)
+    page.wait_for_load_state("networkidle")
+    full = page.evaluate(LOAD_JS)
+    run["page_weight_bytes"] = full["body_bytes"]
+    run["page_weight_requests"] = full["requests"]
+    run["resources"] = full["resources"]
+    run["outside"], run["errors"] = len(visit.outside), len(visit.errors)
+    visit.close()
+    run["first_figure_ms"] = None
+    if ids:
+        visit = Visit(browser, f"{base}/{path}#{ids[0]}")
+        visit.page.wait_for_function("() => window.__bench.drawn[0] != null", timeout=60_000)
+        run["first_figure_ms"] = visit.page.evaluate("() => window.__bench.drawn[0]")
+        run["first_figure_in_viewport"] = visit.page.evaluate(
+            "() => { const r = document.querySelectorAll('.plotly-graph-div')[0].getBoundingClientRect();"
+            " return r.bottom > 0 && r.top < innerHeight; }")
+        run["outside"] += len(visit.outside)
+        run["errors"] += len(visit.errors)
+        visit.close()
+    return run
+
+
 def page_loads(browser, base: str, html: Path, pages: list[str], loads: int = 3) -> list[dict]:
-    """Size and load time of every page: medians over ``loads`` cold loads (sizes from the first load)."""
+    """Weight and load times of every page: medians over ``loads`` runs of :func:`_one_load` (sizes from the first
+    run); the scroll-to-figure delays of all runs pooled (median and maximum)."""
     results = []
     for path in pages:
-        runs = []
-        for _ in range(loads):
-            visit = Visit(browser, f"{base}/{path}")
-            visit.page.wait_for_load_state("networkidle")
-            runs.append({**visit.page.evaluate(LOAD_JS), "outside": len(visit.outside), "errors": len(visit.errors)})
-            visit.close()
+        runs = [_one_load(browser, base, path) for _ in range(loads)]
         first = runs[0]
+        delays = [d for r in runs for d in r["scroll_to_figure_ms"]]
         results.append({
             "page": path, "html_file_bytes": (html / path).stat().st_size, "html_bytes": first["html_bytes"],
             "body_bytes": first["body_bytes"], "transfer_bytes": first["transfer_bytes"], "requests": first["requests"],
-            "figures": first["figures"], "loads": loads,
-            **{key: round(statistics.median(r[key] for r in runs), 1)
-               for key in ("first_paint_ms", "dom_content_loaded_ms", "load_ms", "figures_drawn_ms")},
+            "page_weight_bytes": first["page_weight_bytes"], "page_weight_requests": first["page_weight_requests"],
+            "figures": first["figures"], "viewport_figures": first["viewport_figures"], "loads": loads,
+            **{key: _median([r[key] for r in runs])
+               for key in ("first_paint_ms", "dom_content_loaded_ms", "load_ms", "viewport_figures_drawn_ms",
+                           "first_figure_ms")},
+            "first_figure_in_viewport": all(r.get("first_figure_in_viewport", True) for r in runs),
+            "first_figure_ms_runs": [r["first_figure_ms"] for r in runs],
+            "scroll_to_figure_median_ms": _median(delays), "scroll_to_figure_max_ms": max(delays) if delays else None,
+            "scroll_to_figure_ms_runs": [[round(d, 1) for d in r["scroll_to_figure_ms"]] for r in runs],
+            "resources": sorted(first["resources"], key=lambda r: -r[1]),
             "outside_requests": max(r["outside"] for r in runs), "console_errors": max(r["errors"] for r in runs)})
     return results
 
@@ -275,6 +355,7 @@ def static_explorers(browser, base: str, pages: list[str], moves: int = 50) -> l
         visit = Visit(browser, f"{base}/{path}")
         page = visit.page
         page.wait_for_function(f"() => {HOSTS_JS}.every(h => h.explorer)", timeout=60_000)
+        page.evaluate("() => { window.__bench.stopped = true; }")  # no figure polling while the moves are timed
         for index in range(page.evaluate(f"() => {HOSTS_JS}.length")):
             title = page.evaluate(f"() => {HOSTS_JS}[{index}].explorer.spec.title")
             kind, samples = _explorer_moves(visit, index, moves)
@@ -295,21 +376,29 @@ def main() -> None:
     parser.add_argument("--html", type=Path, required=True, help="a built book's _build/html folder")
     parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--loads", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=["pages", "static"], default=["pages", "static"])
+    parser.add_argument("--page", nargs="+", help="only these pages (e.g. book/05_training.html)")
+    parser.add_argument("--json", type=Path, help="also write the full results (with raw samples) here")
     args = parser.parse_args()
     html = args.html.resolve()
     with serve(html) as base, chromium() as browser:
-        pages = pages_of(html)
-        loads = page_loads(browser, base, html, pages, args.loads)
-        explorers = static_explorers(browser, base, pages, args.moves)
+        pages = args.page or pages_of(html)
+        loads = page_loads(browser, base, html, pages, args.loads) if "pages" in args.only else []
+        explorers = static_explorers(browser, base, pages, args.moves) if "static" in args.only else []
+    if args.json:
+        args.json.write_text(json.dumps({"pages": loads, "static_explorers": explorers}, indent=1) + "\n")
     for r in loads:
-        print(f"{r['page']:<42} html {r['html_bytes']:>9} B  total {r['body_bytes']:>9} B  "
-              f"load {r['load_ms']:>7.1f} ms  figures {r['figures_drawn_ms']:>7.1f} ms")
+        print(f"{r['page']:<34} html {r['html_bytes'] / 2**10:>6.0f} KiB  at load {r['body_bytes'] / 2**20:5.2f} MiB  "
+              f"whole page {r['page_weight_bytes'] / 2**20:5.2f} MiB  load {r['load_ms']:>7.1f} ms  "
+              f"first figure {r['first_figure_ms'] or 0:>7.1f} ms  scroll-to-figure median "
+              f"{r['scroll_to_figure_median_ms'] or 0:6.1f} max {r['scroll_to_figure_max_ms'] or 0:6.1f} ms")
     for r in explorers:
         print(f"{r['page']:<42} {r['kind']:<6} #{r['index']}  update median {r['update']['median_ms']:6.2f} "
               f"p95 {r['update']['p95_ms']:6.2f}  painted median {r['painted']['median_ms']:6.2f} "
               f"p95 {r['painted']['p95_ms']:6.2f}  CPU median {r['main_thread_cpu']['median_ms']:6.2f} ms")
-    print(json.dumps({"pages": loads, "static_explorers": [{k: v for k, v in r.items() if k != "samples"}
-                                                           for r in explorers]}, indent=2))
+    print(json.dumps({"pages": [{k: v for k, v in r.items() if k != "resources"} for r in loads],
+                      "static_explorers": [{k: v for k, v in r.items() if k != "samples"} for r in explorers]},
+                     indent=2))
 
 
 if __name__ == "__main__":
