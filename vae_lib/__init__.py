@@ -25,6 +25,8 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.faces`, :mod:`vae_lib.disentanglement`, :mod:`vae_lib.face_models`, :mod:`vae_lib.face_analysis`,
   :mod:`vae_lib.axes` — faces rendered with known factors, how much each latent dimension tells about each factor,
   the chapter's checkpointed models, traversals and edits, and what rotating the latent space costs (chapter 7);
+* :mod:`vae_lib.flows`, :mod:`vae_lib.iwae` — closing the gap: normalizing-flow posteriors (planar, radial,
+  affine coupling) and training with the importance-weighted bound L_K (IWAE and DReG gradients, their SNR);
 * :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
 * :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
   :mod:`vae_lib.display` —
@@ -53,6 +55,17 @@ from .elbo import (
 from .evaluation import bits_per_dim
 from .explorer import Explorer, decode_grid
 from .faces import FACE_LEVELS, FACE_SIZE, FACTOR_NAMES, FACTOR_RANGES, load_faces_split, make_faces, render_faces
+from .flows import (
+    AffineCoupling,
+    FlowConfig,
+    FlowFitConfig,
+    FlowPosterior,
+    PlanarStep,
+    RadialStep,
+    fit_flow_posterior,
+    flow_gap_by_depth,
+    flow_log_weights,
+)
 from .gaussian import (
     diag_gaussian,
     kl_diag_gaussian_std_normal,
@@ -62,6 +75,7 @@ from .gaussian import (
     sample,
     standard_normal_prior,
 )
+from .iwae import GradientSNR, encoder_gradient_snr, iwae_loss, iwae_surrogate, normalised_weights
 from .latent import hole_fraction
 from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
@@ -112,4 +126,7 @@ __all__ = [
     "conv_networks", "FACE_LEVELS", "FACE_SIZE", "FACTOR_NAMES", "FACTOR_RANGES", "load_faces_split", "make_faces",
     "render_faces", "axis_factor_table", "correlation_matrix", "factor_entropies", "mutual_information_gap",
     "mutual_information_matrix",
+    "AffineCoupling", "FlowConfig", "FlowFitConfig", "FlowPosterior", "PlanarStep", "RadialStep", "fit_flow_posterior",
+    "flow_gap_by_depth", "flow_log_weights",
+    "GradientSNR", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights",
 ]
