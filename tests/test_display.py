@@ -211,3 +211,20 @@ def test_image_grids_are_png_pictures_with_white_gaps_between_tiles():
     assert np.abs(back.reshape(-1) - images[0].numpy()).max() <= 16.0 / (GAP - 1) + 16.0 / 255
     assert np.abs(grey[:2, 3:].reshape(-1) / 255 * 16.0 - images[1].numpy()).max() <= 16.0 / (GAP - 1) + 16.0 / 255
     assert bar.type == "heatmap" and bar.opacity == 0 and (bar.zmin, bar.zmax) == (0.0, 16.0)
+
+
+def test_the_page_keeps_template_defaults_only_for_the_trace_types_a_figure_draws():
+    from vae_lib.display import prune_template
+
+    fig = _two_panel_figure().to_dict()
+    assert len(fig["layout"]["template"]["data"]) > 10  # plotly's default template: defaults for every trace type
+    pruned = prune_template(fig)
+    assert set(pruned["layout"]["template"]["data"]) == {"scatter", "histogram"}
+    assert pruned["layout"]["template"]["layout"] == fig["layout"]["template"]["layout"]
+    assert len(fig["layout"]["template"]["data"]) > 10, "the caller's figure must not change"
+    html = BookHtmlRenderer().to_mimebundle(fig)["text/html"]
+    assert '"scatterpolargl"' not in html and '"histogram"' in html
+    untemplated = {"data": [{"type": "bar", "y": [1]}], "layout": {}}
+    assert prune_template(untemplated) is untemplated
+    with pytest.raises(TypeError, match="fig_dict"):
+        prune_template([])
