@@ -225,3 +225,19 @@ def test_iwae_training_settings_are_validated():
     with pytest.raises(TypeError, match="dreg"):
         TrainConfig(objective="iwae", k=5, dreg="yes")
     assert not TrainConfig(objective="iwae", k=5).is_plain_elbo
+
+
+def test_active_units_is_the_variance_of_the_posterior_means_over_x():
+    """A_j = Cov_x(E_q[z_j]): a dimension whose mean never moves (or moves by 0.05, variance 0.0025) is inactive."""
+    from vae_lib.iwae import active_units
+
+    x_index = torch.arange(100, dtype=F64)
+    means = torch.stack([torch.sin(x_index), torch.full((100,), 3.0, dtype=F64),
+                         0.05 * torch.cos(x_index), 0.5 * (x_index % 2)], -1)  # (N, L)
+    count, activity = active_units(means)
+    expected = torch.tensor([torch.sin(x_index).var(unbiased=False), 0.0,
+                             (0.05 * torch.cos(x_index)).var(unbiased=False), 0.0625], dtype=F64)
+    torch.testing.assert_close(activity, expected)
+    assert count == 2
+    with pytest.raises(ValueError, match="posterior_means"):
+        active_units(means[:1])

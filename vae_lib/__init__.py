@@ -75,7 +75,7 @@ from .gaussian import (
     sample,
     standard_normal_prior,
 )
-from .iwae import GradientSNR, encoder_gradient_snr, iwae_loss, iwae_surrogate, normalised_weights
+from .iwae import GradientSNR, active_units, encoder_gradient_snr, iwae_loss, iwae_surrogate, normalised_weights
 from .latent import hole_fraction
 from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
@@ -128,5 +128,5 @@ __all__ = [
     "mutual_information_matrix",
     "AffineCoupling", "FlowConfig", "FlowFitConfig", "FlowPosterior", "PlanarStep", "RadialStep", "fit_flow_posterior",
     "flow_gap_by_depth", "flow_log_weights",
-    "GradientSNR", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights",
+    "GradientSNR", "active_units", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights",
 ]

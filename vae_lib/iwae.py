@@ -19,7 +19,8 @@ second reparameterization, an estimator with the same expectation:
 * :func:`iwae_loss` — −L_K for the book's :class:`vae_lib.VAE`, what ``vae_lib.train.fit`` minimises with
   ``TrainConfig(objective="iwae", k=K)``;
 * :func:`normalised_weights` — w̃ = softmax(log w) over the K samples;
-* :func:`encoder_gradient_snr` — |E g| / sd(g) of the encoder's gradient estimate against K, per estimator.
+* :func:`encoder_gradient_snr` — |E g| / sd(g) of the encoder's gradient estimate against K, per estimator;
+* :func:`active_units` — Burda et al.'s count of the latent dimensions the model uses: A_j = Cov_x(E_q[z_j]) > 10⁻².
 """
 
 from __future__ import annotations
@@ -31,17 +32,39 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor, check_bool, check_count, check_generator, check_instance, check_last_dim
+from ._checks import (
+    as_tensor,
+    check_bool,
+    check_count,
+    check_generator,
+    check_instance,
+    check_last_dim,
+    check_real,
+)
 from .elbo import LatentVariableModel, iwae_bound
 from .models import VAE
 
-__all__ = ["GradientSNR", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights"]
+__all__ = ["GradientSNR", "active_units", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights"]
 
 
 def normalised_weights(log_weights: Tensor) -> Tensor:
     """The self-normalised importance weights w̃_k = w_k / Σ_j w_j = softmax(log w)_k over dimension 0, (K, B)."""
     log_weights = as_tensor("log_weights", log_weights, ndim=2, nonempty=True)
     return torch.softmax(log_weights, dim=0)
+
+
+def active_units(posterior_means: Tensor, threshold: float = 1e-2) -> tuple[int, Tensor]:
+    """Burda et al.'s (2016) active units: the activity A_j = Cov_x(E_{q_φ(z|x)}[z_j]) of each latent dimension j,
+    the variance over the data of the posterior mean μ_φ(x)_j, and how many exceed ``threshold``.
+
+    ``posterior_means`` (N, L) holds μ_φ(x) for N examples (e.g. ``model.encode(x)[0]``). Returns (count, A (L,)).
+    """
+    means = as_tensor("posterior_means", posterior_means, ndim=2)
+    if means.shape[0] < 2:
+        raise ValueError(f"posterior_means must hold at least 2 examples (a variance over x), got {means.shape[0]}")
+    threshold = check_real("threshold", threshold, above=0)
+    activity = means.var(0, unbiased=False)  # (L,)
+    return int((activity > threshold).sum()), activity
 
 
 def iwae_surrogate(log_joint: Callable[[Tensor], Tensor], mean: Tensor, log_var: Tensor, k: int, *,
