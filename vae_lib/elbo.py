@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
-from ._checks import as_tensor, check_count, check_instance
+from ._checks import as_tensor, check_count, check_instance, check_latent_model
 from .gaussian import sample
 
 __all__ = [
@@ -51,6 +51,7 @@ class LatentVariableModel(Protocol):
 
 def _check_q(x: Tensor, model: LatentVariableModel, q: Distribution) -> Distribution:
     """Validate q against x and the model; a q without batch shape (e.g. the prior) is shared by all rows."""
+    check_latent_model("model", model)
     if not isinstance(q, Distribution):
         raise TypeError(f"q must be a torch.distributions.Distribution, got {type(q).__name__}")
     if q.event_shape != model.prior.event_shape:
@@ -82,7 +83,7 @@ def _kl(q: Distribution, p: Distribution) -> Tensor:
 
 def _samples(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int,
              generator: torch.Generator) -> tuple[Tensor, Tensor, Distribution]:
-    x = as_tensor("x", x, ndim=2)
+    x = as_tensor("x", x, ndim=2, nonempty=True)
     n_samples = check_count("n_samples", n_samples)
     q = _check_q(x, model, q)
     return x, sample(q, n_samples, generator=generator), q  # z: (K, B, L)
@@ -140,7 +141,7 @@ def log_marginal_importance(x: Tensor, model: LatentVariableModel, q: Distributi
     ``max_elements`` (samples × rows of x) so that memory stays bounded for any K and batch size
     (a reader on Binder has about 2 GB).
     """
-    x = as_tensor("x", x, ndim=2)
+    x = as_tensor("x", x, ndim=2, nonempty=True)
     n_samples = check_count("n_samples", n_samples)
     chunk_size = max(1, check_count("max_elements", max_elements) // x.shape[0])
     parts = []

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from ._checks import as_tensor, check_count, check_last_dim, check_real
+from ._checks import as_index_tensor, as_tensor, check_count, check_last_dim, check_latent_model, check_real
 from .elbo import LatentVariableModel, _kl, repeated_log_marginal_estimates
 from .gaussian import diag_gaussian
 from .models import VAE
@@ -71,12 +71,17 @@ def log_likelihood_on_grid(model: LatentVariableModel, x: Tensor, grid: LatentGr
     × logits for the VAE) to bound memory.
     """
     grid = _check_grid(grid)
+    check_latent_model("model", model)
     max_elements = check_count("max_elements", max_elements)
     points = grid.points  # (G, L)
     if isinstance(model, VAE) and model.config.likelihood == "categorical":
         c = model.config
-        x = check_last_dim("x", as_tensor("x", x, ndim=2), c.data_dim, "the data size D")
-        one_hot = torch.nn.functional.one_hot(x.long(), c.n_levels).flatten(1).T.to(torch.float32)  # (D·levels, B)
+        # integer pixel levels in 0..n_levels−1 (floats holding integers accepted, never truncated)
+        x = as_index_tensor("x", x, c.n_levels, floats_ok=True, what="pixel levels")
+        if x.dim() != 2 or x.shape[0] == 0:
+            raise ValueError(f"x must have shape (B, D) with B >= 1, got {tuple(x.shape)}")
+        x = check_last_dim("x", x, c.data_dim, "the data size D")
+        one_hot = torch.nn.functional.one_hot(x, c.n_levels).flatten(1).T.to(torch.float32)  # (D·levels, B)
         rows = max(1, max_elements // (c.data_dim * c.n_levels))
         parts = []
         with torch.no_grad():
@@ -86,7 +91,7 @@ def log_likelihood_on_grid(model: LatentVariableModel, x: Tensor, grid: LatentGr
                 log_probs = torch.log_softmax(logits, -1).flatten(1)  # (g, D·levels)
                 parts.append((log_probs @ one_hot).to(torch.float64))  # (g, B)
         return torch.cat(parts)
-    x = as_tensor("x", x, ndim=2)
+    x = as_tensor("x", x, ndim=2, nonempty=True)
     rows = max(1, max_elements // x.shape[0])
     with torch.no_grad():
         parts = [model.log_likelihood(x, points[s:s + rows].unsqueeze(1).to(x.dtype)).to(torch.float64)
@@ -100,6 +105,15 @@ def _check_loglik(log_lik: Tensor, grid: LatentGrid) -> Tensor:
         raise ValueError(f"log_lik must have one row per grid point ({grid.points.shape[0]}), "
                          f"got shape {tuple(log_lik.shape)}")
     return log_lik
+
+
+def _check_log_posterior(log_posterior: Tensor, grid: LatentGrid) -> Tensor:
+    """log p(z|x) on the grid, (B, G) with one column per grid point, float64."""
+    log_posterior = as_tensor("log_posterior", log_posterior, ndim=2, dtype=torch.float64, nonempty=True)
+    if log_posterior.shape[1] != grid.points.shape[0]:
+        raise ValueError(f"log_posterior must have one column per grid point ({grid.points.shape[0]}), "
+                         f"got shape {tuple(log_posterior.shape)}")
+    return log_posterior
 
 
 def _log_prior(grid: LatentGrid) -> Tensor:
@@ -284,7 +298,7 @@ def fit_gaussian_elbo(log_lik: Tensor, grid: LatentGrid, mean0: Tensor, log_var0
 def posterior_moments(log_posterior: Tensor, grid: LatentGrid) -> tuple[Tensor, Tensor]:
     """Mean and per-coordinate variance of p_θ(z|x) from its log-density on the grid (B, G); each (B, L)."""
     grid = _check_grid(grid)
-    log_posterior = as_tensor("log_posterior", log_posterior, ndim=2, dtype=torch.float64)
+    log_posterior = _check_log_posterior(log_posterior, grid)
     weights = log_posterior.exp() * grid.cell_volume  # (B, G)
     mean = weights @ grid.points  # (B, L)
     var = weights @ grid.points**2 - mean**2
@@ -304,7 +318,7 @@ def _posterior_marginals(log_posterior: Tensor, grid: LatentGrid) -> Tensor:
 def forward_kl_quadrature(log_posterior: Tensor, grid: LatentGrid, q: Distribution) -> Tensor:
     """The forward KL(p_θ(z|x) || q) = Σ_g p(z_g|x) [log p(z_g|x) − log q(z_g)] ΔA, shape (B,)."""
     grid = _check_grid(grid)
-    log_posterior = as_tensor("log_posterior", log_posterior, ndim=2, dtype=torch.float64)
+    log_posterior = _check_log_posterior(log_posterior, grid)
     post = log_posterior.exp()  # (B, G)
     neg_entropy = (post * log_posterior).sum(-1) * grid.cell_volume  # Σ p log p ΔA, (B,)
     if isinstance(q, Independent) and isinstance(q.base_dist, Normal):
@@ -319,7 +333,7 @@ def forward_kl_quadrature(log_posterior: Tensor, grid: LatentGrid, q: Distributi
 def reverse_kl_quadrature(log_posterior: Tensor, grid: LatentGrid, q: Distribution) -> Tensor:
     """The reverse KL(q || p_θ(z|x)) = Σ_g q(z_g) [log q(z_g) − log p(z_g|x)] ΔA, shape (B,)."""
     grid = _check_grid(grid)
-    log_posterior = as_tensor("log_posterior", log_posterior, ndim=2, dtype=torch.float64)
+    log_posterior = _check_log_posterior(log_posterior, grid)
     log_q = q.log_prob(grid.points.unsqueeze(1)).T  # (B, G)
     return (log_q.exp() * (log_q - log_posterior)).sum(-1) * grid.cell_volume
 
@@ -333,7 +347,7 @@ def fit_gaussian_forward_kl(log_posterior: Tensor, grid: LatentGrid, mean0: Tens
     Returns (mean, log_var), each (B, L).
     """
     grid = _check_grid(grid)
-    log_posterior = as_tensor("log_posterior", log_posterior, ndim=2, dtype=torch.float64)
+    log_posterior = _check_log_posterior(log_posterior, grid)
     mean0, log_var0 = _diag_params("start", mean0, log_var0, log_posterior.shape[0], grid.points.shape[1])
     marginals = _posterior_marginals(log_posterior, grid)  # (B, L, n), computed once
 
