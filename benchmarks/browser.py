@@ -61,7 +61,8 @@ VIEWPORT = {"width": 1280, "height": 900}
 # viewport when the document was parsed; b.stopped ends the polling (the explorer benchmark sets it before it times)
 INIT_SCRIPT = """(() => {
   const b = window.__bench = {moves: [], drawn: [], figures: null, viewport: null, move: null, stopped: false};
-  const DRAWN = '.heatmaplayer image, .contourlayer path, .scatterlayer path, .barlayer path, .boxlayer path, canvas';
+  const DRAWN = ['.heatmaplayer image', '.imagelayer image', '.contourlayer path', '.scatterlayer path',
+                 '.barlayer path', '.boxlayer path', 'canvas'].join(', ');
   const drawn = gd => gd._fullLayout && (gd._fullData || []).length > 0 && gd.querySelector(DRAWN) !== null;
   const inView = gd => { const r = gd.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; };
   (function poll() {

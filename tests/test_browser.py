@@ -157,10 +157,12 @@ def test_math_is_rendered_by_local_mathjax(browser, server):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_plotly_figure_is_drawn(browser, server, book_html, chapter):
     visit = PageVisit(browser, f"{server}/book/{chapter}.html")
+    # the book draws each figure when it nears the viewport (book/_static/vae-book.js): draw them all, as for printing
+    visit.page.evaluate("() => window.vaeBook && vaeBook.drawAll()")
     figures = visit.page.evaluate("""() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => ({
         traces: (gd._fullData || []).length,
-        drawn: gd.querySelectorAll(['.heatmaplayer image', '.contourlayer path', '.scatterlayer path', '.barlayer path',
-                                    '.boxlayer path', 'canvas'].join(', ')).length,
+        drawn: gd.querySelectorAll(['.heatmaplayer image', '.imagelayer image', '.contourlayer path',
+                                    '.scatterlayer path', '.barlayer path', '.boxlayer path', 'canvas'].join(', ')).length,
         height: gd.getBoundingClientRect().height}))""")
     assert len(figures) == expected_figures(book_html, chapter), figures  # chapter 2 has only its explorer
     for fig in figures:
