@@ -661,3 +661,79 @@ def test_kl_diag_gaussians_agrees_with_torch_distributions(mean_q, mean_p, log_v
     p = torch.distributions.Normal(mp, torch.exp(0.5 * lp))
     torch.testing.assert_close(kl_diag_gaussians(mq, lq, mp, lp), torch.distributions.kl_divergence(q, p).sum(-1),
                                rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. the issue's examples, one bad argument among valid ones
+# ---------------------------------------------------------------------------------------------------------------
+def _issue_cases() -> dict[str, tuple[Callable[[], object], type, str]]:
+    from vae_lib.collapse import mean_kl_per_dimension
+    from vae_lib.estimators import standard_error
+    from vae_lib.evaluation import log_evidence, nll_nats_per_image
+    from vae_lib.gap import latent_grid, log_likelihood_on_grid, posterior_moments
+    from vae_lib.generation import elbo_score, interpolate
+
+    vae = VAE(VAEConfig(hidden=(8,)))
+    grid = latent_grid(3.0, 5)
+    empty = torch.zeros(0, 64)
+    return {
+        "levels 2.5 are not truncated": (lambda: log_likelihood_on_grid(vae, X + 0.5, grid), ValueError, "x"),
+        "levels above n_levels": (lambda: log_likelihood_on_grid(vae, X + 17, grid), ValueError, "x"),
+        "importance sampling of no rows": (
+            lambda: vae_lib.log_marginal_importance(empty, vae, vae.prior, 4, generator=_gen()), ValueError, "x"),
+        "log_evidence of no rows": (lambda: log_evidence(vae, empty, 4, generator=_gen()), ValueError, "x"),
+        "nll of no rows": (lambda: nll_nats_per_image(vae, empty, 4, generator=_gen()), ValueError, "x"),
+        "mean KL of no rows": (lambda: mean_kl_per_dimension(vae, empty), ValueError, "x"),
+        "hole fraction of no points": (lambda: vae_lib.hole_fraction(torch.randn(5, 2), torch.zeros(0, 2)),
+                                       ValueError, "z"),
+        "standard error of one value": (lambda: standard_error(torch.ones(1, 3)), ValueError, "values"),
+        "a log-density of another grid": (lambda: posterior_moments(torch.zeros(2, 24), grid), ValueError,
+                                          "log_posterior"),
+        "interpolation partners of two sizes": (lambda: interpolate(vae, X[0], X[1, :63]), ValueError, "x_b"),
+        "Gaussians of two latent sizes": (
+            lambda: kl_diag_gaussians(torch.zeros(3), torch.zeros(3), torch.zeros(2), torch.zeros(2)),
+            ValueError, "mean_q"),
+        "a tensor where a distribution goes": (
+            lambda: vae_lib.elbo_evidence_minus_gap(torch.zeros(2), torch.zeros(2), vae.prior), TypeError,
+            "posterior"),
+        "a tensor where a model goes": (
+            lambda: vae_lib.log_importance_weights(X, torch.zeros(2), vae.prior, 2, generator=_gen()), TypeError,
+            "model"),
+        "None where a config goes": (lambda: fit(vae, X, None), TypeError, "config"),
+        "10**9 samples": (lambda: elbo_score(vae, X, 10**9, generator=_gen()), ValueError, "n_samples"),
+        "a typo in a likelihood": (lambda: VAEConfig(likelihood="gausian"), ValueError, "likelihood"),
+    }
+
+
+ISSUE_CASES = _issue_cases()
+
+
+@pytest.mark.parametrize("case", list(ISSUE_CASES))
+def test_the_issue_examples_give_a_clear_error(case):
+    call, error, name = ISSUE_CASES[case]
+    with pytest.raises(error) as info:
+        _call_with_deadline(call)
+    assert _names_a_parameter(str(info.value), [name]), str(info.value)
+
+
+def test_the_issue_examples_work_with_numpy_float64_on_every_model():
+    """scikit-learn's digits as they come (float64 numpy) through fit, log_evidence and elbo_score."""
+    from sklearn.datasets import load_digits
+
+    from vae_lib.evaluation import log_evidence
+    from vae_lib.generation import elbo_score
+
+    data = load_digits().data[:32]  # float64 numpy, levels 0..16
+    assert data.dtype == np.float64
+    for model in (VAE(VAEConfig(hidden=(8,))), MixturePriorVAE(VAEConfig(hidden=(8,))), _vq()):
+        fit(model, data, TrainConfig(epochs=1, batch_size=16, progress=False))
+        if isinstance(model, VQVAE):
+            got, want = model.log_evidence(data), model.log_evidence(torch.as_tensor(data, dtype=torch.float32))
+        else:
+            got = elbo_score(model, data, 2, generator=_gen())
+            want = elbo_score(model, torch.as_tensor(data, dtype=torch.float32), 2, generator=_gen())
+            if type(model) is VAE:
+                assert torch.equal(log_evidence(model, data, 4, generator=_gen()),
+                                   log_evidence(model, torch.as_tensor(data, dtype=torch.float32), 4,
+                                                generator=_gen()))
+        assert got.dtype == torch.float32 and torch.equal(got, want)
