@@ -198,6 +198,28 @@ def test_a_flow_without_steps_gives_vae_lib_elbo_importance_weights():
     torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
 
 
+def test_flow_gap_by_depth_rows_use_the_models_quadrature_evidence():
+    """Each row's log p(x) is the folded model's quadrature value and gap = log p(x) − ELBO; T = 0 uses the Gaussian's
+    own fit settings when given."""
+    from vae_lib.flows import flow_gap_by_depth
+
+    model = folded_model()
+    quick = FlowFitConfig(steps=20, n_samples=8, eval_samples=2000)
+    gaussian = FlowFitConfig(steps=5, n_samples=8, eval_samples=2000, init_mean=(0.9, 0.5), init_log_var=(-3.0, -3.0))
+    rows = flow_gap_by_depth(model, X_TWO_MODES, [0, 1], "radial", quick, gaussian)
+    log_px = model.log_marginal(X_TWO_MODES)[0].item()
+    assert [r["depth"] for r in rows] == [0, 1]
+    for r in rows:
+        assert r["log_px"] == log_px
+        assert r["gap"] == pytest.approx(log_px - r["elbo"])
+        assert r["gap"] > -3 * r["elbo_se"]
+    # the Gaussian row started on a mode (near (1, 0.5), narrow) and is already far better than the radial row's
+    # broad start after 20 steps
+    assert rows[0]["gap"] < rows[1]["gap"]
+    with pytest.raises(TypeError, match="log_marginal"):
+        flow_gap_by_depth(object(), X_TWO_MODES, [0])
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="kind"):
         FlowConfig(kind="maf")
