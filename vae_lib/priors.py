@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from ._checks import as_tensor, check_broadcast, check_count, check_generator, check_real
+from ._checks import as_model_input, as_tensor, check_broadcast, check_count, check_generator, check_real
 from .gaussian import diag_gaussian, sample
 from .models import VAE, VAEConfig
 
@@ -120,7 +120,10 @@ class MixturePrior(nn.Module):
             return loc + scale * torch.randn(loc.shape, generator=generator)
 
     def kl_upper_bound(self, mean: Tensor, log_var: Tensor) -> Tensor:
-        """The closed-form bound KL̄_l ≥ KL(N(μ_l, σ_l²) || p_ψ(z_l)) for each dimension: (B, L) -> (B, L)."""
+        """The closed-form bound KL̄_l ≥ KL(N(μ_l, σ_l²) || p_ψ(z_l)) for each dimension: (B, L) -> (B, L).
+
+        mean and log_var (tensors or numpy arrays of any real dtype) arrive in the prior's dtype."""
+        mean, log_var = as_model_input("mean", mean, self, min_ndim=1), as_model_input("log_var", log_var, self)
         return mixture_kl_upper_bound(mean, log_var, self.logits, self.loc, self.log_scale)
 
     def _kl_upper_bound(self, mean: Tensor, log_var: Tensor) -> Tensor:

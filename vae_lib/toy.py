@@ -19,7 +19,16 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, MultivariateNormal
 
-from ._checks import as_tensor, check_count, check_generator, check_int, check_last_dim, check_real
+from ._checks import (
+    as_tensor,
+    check_broadcast,
+    check_count,
+    check_generator,
+    check_instance,
+    check_int,
+    check_last_dim,
+    check_real,
+)
 from .gaussian import standard_normal_prior
 from .likelihoods import gaussian_log_likelihood
 
@@ -63,13 +72,13 @@ class LinearGaussianModel:
 
     def log_marginal(self, x: Tensor) -> Tensor:
         """The exact evidence log p_θ(x), x (B, D) -> (B,)."""
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
         check_last_dim("x", x, self.data_dim, "the data size D")
         return self.marginal().log_prob(x)
 
     def posterior(self, x: Tensor) -> MultivariateNormal:
         """The exact posterior p_θ(z|x) = N(S Wᵀ (x − b)/σ², S), S = (I + WᵀW/σ²)⁻¹, batch shape (B,)."""
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
         check_last_dim("x", x, self.data_dim, "the data size D")
         precision = torch.eye(self.latent_dim, dtype=torch.float64) + self.weight.T @ self.weight / self.sigma**2
         cov = torch.linalg.inv(precision)  # (L, L)
@@ -81,9 +90,14 @@ class LinearGaussianModel:
 
         −(D/2) log 2πσ² − (‖x − W m − b‖² + tr(W S Wᵀ)) / (2σ²).
         """
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        x = check_last_dim("x", as_tensor("x", x, ndim=2, dtype=torch.float64), self.data_dim, "the data size D")
         q_mean = check_last_dim("q_mean", as_tensor("q_mean", q_mean, ndim=2, dtype=torch.float64), self.latent_dim)
         q_cov = as_tensor("q_cov", q_cov, min_ndim=2, dtype=torch.float64)
+        if q_cov.shape[-2:] != (self.latent_dim, self.latent_dim):
+            raise ValueError(f"q_cov must have shape (..., {self.latent_dim}, {self.latent_dim}), got "
+                             f"{tuple(q_cov.shape)}")
+        check_broadcast(("x", "q_mean"), x[..., :1], q_mean[..., :1])
+        check_broadcast(("q_mean", "q_cov"), q_mean[..., 0], q_cov[..., 0, 0])
         resid = x - q_mean @ self.weight.T - self.bias  # (B, D)
         trace = torch.einsum("dl,...lm,dm->...", self.weight, q_cov, self.weight)  # (B,) or ()
         return (-0.5 * self.data_dim * math.log(2 * math.pi * self.sigma**2)
@@ -165,7 +179,7 @@ class GridLatentModel:
         return gaussian_log_likelihood(x, self.decoder_mean(z), 2 * math.log(self.sigma))
 
     def _log_joint_on_grid(self, x: Tensor) -> Tensor:
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
         check_last_dim("x", x, self.data_dim, "the data size D")
         z = self.grid.points.unsqueeze(1)  # (G, 1, L)
         return self.log_likelihood(x, z) + self.prior.log_prob(z)  # (G, B)
@@ -176,7 +190,7 @@ class GridLatentModel:
         Rows of x are processed in chunks of at most ``max_elements`` (grid points × rows), so that a
         whole image of x values (e.g. 10⁴ points × 2001 grid points) fits in a reader's memory.
         """
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64)
+        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
         rows = max(1, check_count("max_elements", max_elements) // self.grid.points.shape[0])
         parts = [torch.logsumexp(self._log_joint_on_grid(x[i:i + rows]), dim=0) for i in range(0, x.shape[0], rows)]
         return torch.cat(parts) + math.log(self.grid.cell_volume)
@@ -193,8 +207,12 @@ class GridLatentModel:
         Exact up to the grid error as long as q's mass lies inside the grid and is resolved by it.
         """
         log_post = self.log_posterior_on_grid(x)  # (B, G)
+        check_instance("q", q, Distribution, "a torch.distributions.Distribution")
         if q.event_shape != (self.latent_dim,):
             raise ValueError(f"q must have latent size {self.latent_dim}, got {tuple(q.event_shape)}")
+        if q.batch_shape not in (torch.Size([]), torch.Size([log_post.shape[0]])):
+            raise ValueError(f"q must have batch shape () or ({log_post.shape[0]},), one q per row of x, "
+                             f"got {tuple(q.batch_shape)}")
         log_q = q.log_prob(self.grid.points.unsqueeze(1)).T  # (B, G)
         return (torch.exp(log_q) * (log_q - log_post)).sum(-1) * self.grid.cell_volume
 
