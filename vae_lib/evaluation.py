@@ -93,6 +93,7 @@ def nll_nats_per_image(model: VAE, x_int: Tensor, n_samples: int, *, generator: 
     a distribution over the pixel levels, so it is refused.
     """
     model = _check_vae(model)
+    x_int = model.flatten_data(x_int, "x_int")  # (B, D): errors name x_int
     kind = model.config.likelihood
     if kind == "categorical":
         return -log_evidence(model, x_int, n_samples, generator=generator).mean().item()
