@@ -714,7 +714,7 @@ def _issue_cases() -> dict[str, tuple[Callable[[], object], type, str]]:
         "importance sampling of no rows": (
             lambda: vae_lib.log_marginal_importance(empty, vae, vae.prior, 4, generator=_gen()), ValueError, "x"),
         "log_evidence of no rows": (lambda: log_evidence(vae, empty, 4, generator=_gen()), ValueError, "x"),
-        "nll of no rows": (lambda: nll_nats_per_image(vae, empty, 4, generator=_gen()), ValueError, "x"),
+        "nll of no rows": (lambda: nll_nats_per_image(vae, empty, 4, generator=_gen()), ValueError, "x_int"),
         "mean KL of no rows": (lambda: mean_kl_per_dimension(vae, empty), ValueError, "x"),
         "hole fraction of no points": (lambda: vae_lib.hole_fraction(torch.randn(5, 2), torch.zeros(0, 2)),
                                        ValueError, "z"),
