@@ -189,6 +189,7 @@ def _pip_plan(tmp_path: Path, wheel: Path, torch_version: str) -> tuple[subproce
     return proc, (json.loads(report.read_text(encoding="utf-8")) if proc.returncode == 0 else {})
 
 
+@pytest.mark.slow  # a venv and pip's resolver: several seconds each
 @pytest.mark.parametrize("torch_version", ["2.5.0", "2.8.0+cu126"])
 def test_installing_vae_lib_keeps_the_torch_an_environment_already_has(tmp_path, vae_lib_wheel, torch_version):
     """Colab holds its own torch 2.x (a CUDA build): pip installing vae_lib there installs vae_lib only.
@@ -200,6 +201,7 @@ def test_installing_vae_lib_keeps_the_torch_an_environment_already_has(tmp_path,
     assert [item["metadata"]["name"] for item in report["install"]] == ["vae_lib"]
 
 
+@pytest.mark.slow
 def test_installing_vae_lib_next_to_a_torch_older_than_its_range_asks_for_another(tmp_path, vae_lib_wheel):
     proc, _ = _pip_plan(tmp_path, vae_lib_wheel, "1.13.1")
     assert proc.returncode != 0, proc.stdout
@@ -244,6 +246,7 @@ def test_binder_installs_only_what_a_readers_notebook_needs():
     assert {"torch", "jupyterlab", "jupyterlab-myst", "anywidget", "plotly"} <= set(binder)
 
 
+@pytest.mark.slow  # imports torch in a new process
 def test_binder_start_caps_torchs_threads_and_starts_the_server(tmp_path):
     """repo2docker runs binder/start before the server: one OpenMP/MKL thread, then the server's own command."""
     start = ROOT / "binder" / "start"
