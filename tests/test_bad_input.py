@@ -217,6 +217,9 @@ def _digits(n: int = 4) -> torch.Tensor:
     return torch.randint(0, 17, (n, 64), generator=torch.Generator().manual_seed(1)).float()  # (n, 64) levels
 
 
+_CONV = vae_lib.ConvConfig(image_shape=(1, 8, 8), channels=(4,), latent_dim=2, out_channels_per_pixel=3)
+
+
 def _models() -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     return {
@@ -231,6 +234,8 @@ def _models() -> dict[str, torch.nn.Module]:
         "LinearGaussianModel": vae_lib.LinearGaussianModel(torch.tensor([[1.0, 0.5], [0.0, 2.0]]),
                                                            torch.tensor([0.5, -1.0]), 0.7),
         "MixturePrior": vae_lib.MixturePrior(2),
+        "ConvEncoder": vae_lib.ConvEncoder(_CONV),
+        "ConvDecoder": vae_lib.ConvDecoder(_CONV),
     }
 
 
@@ -297,6 +302,10 @@ VALID.update({
     ("MixturePrior", "distribution"): ((), {}),
     ("MixturePrior", "sample"): ((5,), {"generator": "gen"}),
     ("MixturePrior", "kl_upper_bound"): ((Z, torch.zeros(4, 2)), {}),
+})
+VALID.update({
+    ("ConvEncoder", "forward"): ((torch.rand(4, 1, 8, 8, generator=_gen()),), {}),
+    ("ConvDecoder", "forward"): ((Z,), {}),
 })
 STATEFUL = {("VQVAE", "update_codebook")}  # exercised by the state tests below
 

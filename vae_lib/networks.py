@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_count, check_instance
+from ._checks import as_model_input, check_count, check_instance
 
 if TYPE_CHECKING:
     from .models import VAEConfig
@@ -139,80 +139,110 @@ def _up_block(c_in: int, c_out: int, slope: float) -> nn.Sequential:
 
 
 class ConvEncoder(nn.Module):
-    """The network of q_φ(z|x) = N(μ_φ(x), diag σ_φ²(x)) for images (chapter 7): (B, C, H, W) -> (B, 2L).
+    """The network of q_φ(z|x) = N(μ_φ(x), diag σ_φ²(x)) for images
+    (chapter 7): (B, C, H, W) -> (B, 2L).
 
-    One stride-2 block (3×3 convolution, BatchNorm2d, LeakyReLU) per entry of ``config.channels`` takes the image
-    (x / x_scale) down to the feature map ``config.smallest_map``; a Linear layer maps it, flattened, to μ and
-    log σ², concatenated. Initial weights come from ``config.seed``. BatchNorm: train mode normalises with batch
-    statistics, eval mode with running averages (see the module docstring).
+    One stride-2 block (3×3 convolution, BatchNorm2d, LeakyReLU) per entry
+    of ``config.channels`` takes the image (x / x_scale) down to the
+    feature map ``config.smallest_map``; a Linear layer maps it, flattened,
+    to μ and log σ², concatenated. Initial weights come from
+    ``config.seed``. BatchNorm: train mode normalises with batch
+    statistics, eval mode with running averages (see the module
+    docstring).
     """
 
     def __init__(self, config: ConvConfig) -> None:
         super().__init__()
         if not isinstance(config, ConvConfig):
-            raise TypeError(f"config must be a ConvConfig, got {type(config).__name__}")
+            raise TypeError("config must be a ConvConfig, got "
+                            f"{type(config).__name__}")
         self.config = c = config
 
         def build() -> tuple[nn.Sequential, nn.Linear]:
             ins = (c.image_shape[0], *c.channels[:-1])
-            blocks = nn.Sequential(*(_down_block(a, b, c.negative_slope) for a, b in zip(ins, c.channels,
-                                                                                          strict=True)))
-            return blocks, nn.Linear(math.prod(c.smallest_map), 2 * c.latent_dim)
+            blocks = nn.Sequential(*(
+                _down_block(a, b, c.negative_slope)
+                for a, b in zip(ins, c.channels, strict=True)))
+            head = nn.Linear(math.prod(c.smallest_map), 2 * c.latent_dim)
+            return blocks, head
 
         self.blocks, self.head = _seeded(c.seed, build)
-        self.blocks.to(memory_format=torch.channels_last)  # same weights; convolutions run faster on a CPU
+        # same weights; convolutions run faster on a CPU
+        self.blocks.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x / x_scale (B, C, H, W) -> μ_φ(x) and log σ_φ²(x) concatenated, (B, 2L)."""
+        """x / x_scale (B, C, H, W) -> μ_φ(x) and log σ_φ²(x)
+        concatenated, (B, 2L)."""
+        x = as_model_input("x", x, self, ndim=4)  # numpy / float64 / integer images in the network's dtype
         if x.dim() != 4 or tuple(x.shape[1:]) != self.config.image_shape:
-            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.config.image_shape))}) "
+            shape = ", ".join(map(str, self.config.image_shape))
+            raise ValueError(f"x must have shape (B, {shape}) "
                              f"(config.image_shape), got {tuple(x.shape)}")
-        h = self.blocks(x.contiguous(memory_format=torch.channels_last))  # (B, c, h, w)
-        return self.head(h.flatten(1))  # (B, c·h·w) in c, h, w order -> (B, 2L)
+        x = x.contiguous(memory_format=torch.channels_last)
+        h = self.blocks(x)  # (B, c, h, w)
+        # (B, c·h·w) in c, h, w order -> (B, 2L)
+        return self.head(h.flatten(1))
 
 
 class ConvDecoder(nn.Module):
-    """The network of p_θ(x|z) for images (chapter 7): z (N, L) -> (N, D·k), the parameters of each pixel.
+    """The network of p_θ(x|z) for images (chapter 7): z (N, L)
+    -> (N, D·k), the parameters of each pixel.
 
-    A Linear layer maps z to the feature map ``config.smallest_map``; one stride-2 transposed block (3×3
-    ConvTranspose2d, BatchNorm2d, LeakyReLU) per entry of ``config.channels`` takes it back up to H × W, mirroring
-    :class:`ConvEncoder` (the last block keeps ``channels[0]`` feature maps, as in seed 003's ``final_layer``), and a
-    3×3 convolution gives C·k values per position: k = ``out_channels_per_pixel`` for each of the C channels. They
-    are flattened to D·k in ``config.output_layout``: (D, k) for ``"pixel_major"`` (categorical logits), (k, D) for
-    ``"parameter_major"`` (Gaussian means, then log-variances), with D in C, H, W order. Initial weights come from
-    ``config.seed + 1``. BatchNorm: train and eval modes differ (see the module docstring).
+    A Linear layer maps z to the feature map ``config.smallest_map``; one
+    stride-2 transposed block (3×3 ConvTranspose2d, BatchNorm2d,
+    LeakyReLU) per entry of ``config.channels`` takes it back up to H × W,
+    mirroring :class:`ConvEncoder` (the last block keeps ``channels[0]``
+    feature maps, as in seed 003's ``final_layer``), and a 3×3
+    convolution gives C·k values per position: k =
+    ``out_channels_per_pixel`` for each of the C channels. They are
+    flattened to D·k in ``config.output_layout``: (D, k) for
+    ``"pixel_major"`` (categorical logits), (k, D) for
+    ``"parameter_major"`` (Gaussian means, then log-variances), with D in
+    C, H, W order. Initial weights come from ``config.seed + 1``.
+    BatchNorm: train and eval modes differ (see the module docstring).
     """
 
     def __init__(self, config: ConvConfig) -> None:
         super().__init__()
         if not isinstance(config, ConvConfig):
-            raise TypeError(f"config must be a ConvConfig, got {type(config).__name__}")
+            raise TypeError("config must be a ConvConfig, got "
+                            f"{type(config).__name__}")
         self.config = c = config
 
         def build() -> tuple[nn.Linear, nn.Sequential, nn.Conv2d]:
             head = nn.Linear(c.latent_dim, math.prod(c.smallest_map))
-            ch = c.channels[::-1]  # e.g. (64, 32, 16): from the smallest map up
+            ch = c.channels[::-1]  # e.g. (64, 32, 16): smallest map first
             outs = (*ch[1:], ch[-1])
-            blocks = nn.Sequential(*(_up_block(a, b, c.negative_slope) for a, b in zip(ch, outs, strict=True)))
-            out = nn.Conv2d(ch[-1], c.image_shape[0] * c.out_channels_per_pixel, kernel_size=3, padding=1)
+            blocks = nn.Sequential(*(
+                _up_block(a, b, c.negative_slope)
+                for a, b in zip(ch, outs, strict=True)))
+            c_out = c.image_shape[0] * c.out_channels_per_pixel  # C·k
+            out = nn.Conv2d(ch[-1], c_out, kernel_size=3, padding=1)
             return head, blocks, out
 
         self.head, self.blocks, self.out = _seeded(c.seed + 1, build)
-        self.blocks.to(memory_format=torch.channels_last)  # same weights; convolutions run faster on a CPU
+        # same weights; convolutions run faster on a CPU
+        self.blocks.to(memory_format=torch.channels_last)
         self.out.to(memory_format=torch.channels_last)
 
     def forward(self, z: Tensor) -> Tensor:
         """z (N, L) -> (N, D·k), laid out as ``config.output_layout``."""
         c = self.config
+        z = as_model_input("z", z, self, ndim=2)
         if z.dim() != 2 or z.shape[1] != c.latent_dim:
-            raise ValueError(f"z must have shape (N, {c.latent_dim}) (N latent vectors), got {tuple(z.shape)}")
-        h = self.head(z).unflatten(1, c.smallest_map).contiguous(memory_format=torch.channels_last)  # (N, c, h, w)
+            raise ValueError(f"z must have shape (N, {c.latent_dim}) "
+                             f"(N latent vectors), got {tuple(z.shape)}")
+        h = self.head(z).unflatten(1, c.smallest_map)  # (N, c, h, w)
+        h = h.contiguous(memory_format=torch.channels_last)
         y = self.out(self.blocks(h))  # (N, C·k, H, W)
         n, k = z.shape[0], c.out_channels_per_pixel
         if c.output_layout == "pixel_major":
-            y = y.unflatten(1, (c.image_shape[0], k)).permute(0, 1, 3, 4, 2)  # (N, C, H, W, k)
-        return y.reshape(n, c.data_dim * k)  # (N, D·k); parameter_major: (N, k·C·H·W) as (k, D)
-        # (pixel_major with C = 1: the channels-last output already is (N, H, W, k) in memory, so no copy)
+            y = y.unflatten(1, (c.image_shape[0], k))  # (N, C, k, H, W)
+            y = y.permute(0, 1, 3, 4, 2)  # (N, C, H, W, k)
+            # (with C = 1 the channels-last output already is (N, H, W, k)
+            # in memory, so the reshape below makes no copy)
+        # (N, D·k); parameter_major: (N, k·C·H·W) as (k, D)
+        return y.reshape(n, c.data_dim * k)
 
 
 def conv_networks(config: VAEConfig, channels: tuple[int, ...] = (16, 32, 64),
