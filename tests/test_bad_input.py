@@ -50,6 +50,8 @@ from vae_lib import (
     kl_diag_gaussians,
 )
 from vae_lib._checks import MAX_COUNT
+from vae_lib.estimators import ScoreFunctionVAE
+from vae_lib.pitfalls import MeanSquaredErrorPlusKL
 
 SECONDS = 5  # a call on bad input must answer within this (a hang or a 10**9-sample loop fails the test)
 
@@ -234,6 +236,8 @@ def _models() -> dict[str, torch.nn.Module]:
         "LinearGaussianModel": vae_lib.LinearGaussianModel(torch.tensor([[1.0, 0.5], [0.0, 2.0]]),
                                                            torch.tensor([0.5, -1.0]), 0.7),
         "MixturePrior": vae_lib.MixturePrior(2),
+        "ScoreFunctionVAE": ScoreFunctionVAE(VAE(VAEConfig(hidden=(8,)))),
+        "MeanSquaredErrorPlusKL": MeanSquaredErrorPlusKL(VAE(VAEConfig(hidden=(8,), likelihood="gaussian_fixed"))),
         "ConvEncoder": vae_lib.ConvEncoder(_CONV),
         "ConvDecoder": vae_lib.ConvDecoder(_CONV),
     }
@@ -304,6 +308,9 @@ VALID.update({
     ("MixturePrior", "kl_upper_bound"): ((Z, torch.zeros(4, 2)), {}),
 })
 VALID.update({
+    ("ScoreFunctionVAE", "loss"): ((X,), {"generator": "gen"}),
+    ("ScoreFunctionVAE", "elbo"): ((X, 3), {"generator": "gen"}),
+    ("MeanSquaredErrorPlusKL", "loss"): ((X,), {"generator": "gen"}),
     ("ConvEncoder", "forward"): ((torch.rand(4, 1, 8, 8, generator=_gen()),), {}),
     ("ConvDecoder", "forward"): ((Z,), {}),
 })
@@ -420,7 +427,8 @@ def test_a_bad_tensor_argument_is_named(model_name, method, index, arg, kind):
     new_args[index] = value
     if kind == "a dimension missing" and args[index].dim() == 1:
         pytest.skip("a 1-D argument has no dimension to lose")
-    if kind == "empty batch" and not isinstance(MODELS[model_name], (VAE, VQVAE, Autoencoder)):
+    if kind == "empty batch" and not isinstance(MODELS[model_name], (VAE, VQVAE, Autoencoder, ScoreFunctionVAE,
+                                                                      MeanSquaredErrorPlusKL)):
         # exact models and priors need no average over rows: an empty batch may give an empty (finite) answer
         try:
             result = _call_with_deadline(_call, model_name, method, tuple(new_args), kwargs)

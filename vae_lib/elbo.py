@@ -89,17 +89,23 @@ def _samples(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: 
     return x, sample(q, n_samples, generator=generator), q  # z: (K, B, L)
 
 
-def elbo_joint_plus_entropy(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int, *,
-                            generator: torch.Generator) -> Tensor:
-    """Monte Carlo E_q[log p_θ(x|z) + log p(z)] plus the exact entropy H[q], shape (B,)."""
+def elbo_joint_plus_entropy(
+    x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int,
+    *, generator: torch.Generator,
+) -> Tensor:
+    """Monte Carlo E_q[log p_θ(x|z) + log p(z)] plus the exact entropy
+    H[q], shape (B,)."""
     x, z, q = _samples(x, model, q, n_samples, generator)  # z: (K, B, L)
     log_joint = model.log_likelihood(x, z) + model.prior.log_prob(z)  # (K, B)
     return log_joint.mean(0) + q.entropy()
 
 
-def elbo_reconstruction_minus_kl(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int, *,
-                                 generator: torch.Generator) -> Tensor:
-    """Monte Carlo E_q[log p_θ(x|z)] minus the closed-form KL(q || p(z)), shape (B,)."""
+def elbo_reconstruction_minus_kl(
+    x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int,
+    *, generator: torch.Generator,
+) -> Tensor:
+    """Monte Carlo E_q[log p_θ(x|z)] minus the closed-form KL(q || p(z)),
+    shape (B,)."""
     x, z, q = _samples(x, model, q, n_samples, generator)  # z: (K, B, L)
     return model.log_likelihood(x, z).mean(0) - _kl(q, model.prior)
 
@@ -115,20 +121,27 @@ def elbo_evidence_minus_gap(log_evidence: Tensor, posterior: Distribution, q: Di
     return log_evidence - _kl(q, posterior)
 
 
-def log_importance_weights(x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int, *,
-                           generator: torch.Generator) -> Tensor:
-    """log w_k = log p_θ(x|z_k) + log p(z_k) − log q(z_k|x) for z_k ~ q, shape (K, B)."""
+def log_importance_weights(
+    x: Tensor, model: LatentVariableModel, q: Distribution, n_samples: int,
+    *, generator: torch.Generator,
+) -> Tensor:
+    """log w_k = log p_θ(x|z_k) + log p(z_k) − log q(z_k|x) for z_k ~ q,
+    shape (K, B)."""
     x, z, q = _samples(x, model, q, n_samples, generator)  # z: (K, B, L)
-    return model.log_likelihood(x, z) + model.prior.log_prob(z) - q.log_prob(z)
+    return (model.log_likelihood(x, z)  # (K, B)
+            + model.prior.log_prob(z)
+            - q.log_prob(z))
 
 
 def iwae_bound(log_weights: Tensor) -> Tensor:
-    """log (1/K) Σ_k w_k from log-weights of shape (K, B), computed stably with logsumexp, shape (B,)."""
+    """log (1/K) Σ_k w_k from log-weights of shape (K, B), computed stably
+    with logsumexp, shape (B,)."""
     log_weights = as_tensor("log_weights", log_weights, ndim=2)
     k = log_weights.shape[0]
     if k < 1:
-        raise ValueError(f"log_weights must hold at least one sample (K >= 1) along dimension 0, got shape "
-                         f"{tuple(log_weights.shape)}")
+        raise ValueError(
+            "log_weights must hold at least one sample (K >= 1) along "
+            f"dimension 0, got shape {tuple(log_weights.shape)}")
     return torch.logsumexp(log_weights, dim=0) - math.log(k)
 
 

@@ -169,48 +169,68 @@ def _grad(surrogate: Tensor, mean_r: Tensor, scale_r: Tensor) -> tuple[Tensor, T
     return g_mean, g_scale
 
 
-def reparameterized_gradient(f: Callable[[Tensor], Tensor], mean: Tensor, scale: Tensor, n_samples: int, *,
-                             repeats: int = 1, parameterization: Parameterization = "scale",
-                             generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``repeats`` independent reparameterization estimates (1/K) Σ_k ∇_θ f(g_θ(ε_k)) of ∇_θ E_{p_θ}[f(u)].
+def reparameterized_gradient(
+    f: Callable[[Tensor], Tensor], mean: Tensor, scale: Tensor,
+    n_samples: int, *, repeats: int = 1,
+    parameterization: Parameterization = "scale",
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """``repeats`` independent reparameterization estimates
+    (1/K) Σ_k ∇_θ f(g_θ(ε_k)) of ∇_θ E_{p_θ}[f(u)].
 
-    ``f`` maps u (..., L) to (...,); ``mean`` is μ (L,); ``scale`` is σ or log σ (L,) (diagonal p_θ) or a
-    lower-triangular Cholesky factor L (L, L) (full covariance). Returns (∂/∂μ (R, L), ∂/∂scale (R, *scale.shape)).
+    ``f`` maps u (..., L) to (...,); ``mean`` is μ (L,); ``scale`` is σ or
+    log σ (L,) (diagonal p_θ) or a lower-triangular Cholesky factor L
+    (L, L) (full covariance). Returns (∂/∂μ (R, L),
+    ∂/∂scale (R, *scale.shape)).
     """
     mean, scale, full = _check_params(mean, scale, parameterization)
-    n_samples, repeats = check_count("n_samples", n_samples), check_count("repeats", repeats)
+    n_samples = check_count("n_samples", n_samples)
+    repeats = check_count("repeats", repeats)
     check_generator(generator)
     mean_r, scale_r = _leaves(mean, scale, repeats)
-    u = _draw(mean_r, scale_r, parameterization, full, n_samples, generator)  # (K, R, L)
+    u = _draw(mean_r, scale_r, parameterization, full,
+              n_samples, generator)  # (K, R, L)
     surrogate = f(u).mean(0).sum()  # Σ_r (1/K) Σ_k f(g_θ(ε_k))
     return _grad(surrogate, mean_r, scale_r)
 
 
-def score_function_gradient(f: Callable[[Tensor], Tensor], mean: Tensor, scale: Tensor, n_samples: int, *,
-                            repeats: int = 1, parameterization: Parameterization = "scale",
-                            baseline: Baseline | float = "none",
-                            generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``repeats`` independent score-function (REINFORCE) estimates (1/K) Σ_k (f(u_k) − b) ∇_θ log p_θ(u_k).
+def score_function_gradient(
+    f: Callable[[Tensor], Tensor], mean: Tensor, scale: Tensor,
+    n_samples: int, *, repeats: int = 1,
+    parameterization: Parameterization = "scale",
+    baseline: Baseline | float = "none",
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """``repeats`` independent score-function (REINFORCE) estimates
+    (1/K) Σ_k (f(u_k) − b) ∇_θ log p_θ(u_k).
 
-    The baseline b: ``"none"`` (b = 0), a number, ``"independent"`` (the mean of f over K further independent
-    draws) or ``"leave_one_out"`` (b_k = the mean of f over the other K − 1 draws; needs K ≥ 2). Each keeps the
-    estimator unbiased because b is independent of u_k. The gradient of ``log_prob`` comes from autograd through
-    torch.distributions. Arguments and return as :func:`reparameterized_gradient`.
+    The baseline b: ``"none"`` (b = 0), a number, ``"independent"`` (the
+    mean of f over K further independent draws) or ``"leave_one_out"``
+    (b_k = the mean of f over the other K − 1 draws; needs K ≥ 2). Each
+    keeps the estimator unbiased because b is independent of u_k. The
+    gradient of ``log_prob`` comes from autograd through
+    torch.distributions. Arguments and return as
+    :func:`reparameterized_gradient`.
     """
     mean, scale, full = _check_params(mean, scale, parameterization)
-    n_samples, repeats = check_count("n_samples", n_samples), check_count("repeats", repeats)
+    n_samples = check_count("n_samples", n_samples)
+    repeats = check_count("repeats", repeats)
     check_generator(generator)
     if isinstance(baseline, str):
         if baseline not in _BASELINES:
-            raise ValueError(f"baseline must be a number or one of {_BASELINES}, got {baseline!r}")
+            raise ValueError("baseline must be a number or one of "
+                             f"{_BASELINES}, got {baseline!r}")
         if baseline == "leave_one_out" and n_samples < 2:
             raise ValueError("baseline='leave_one_out' needs n_samples >= 2")
-    elif isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
-        raise TypeError(f"baseline must be a number or a string, got {type(baseline).__name__}")
+    elif (isinstance(baseline, bool)
+          or not isinstance(baseline, (int, float))):
+        raise TypeError("baseline must be a number or a string, got "
+                        f"{type(baseline).__name__}")
     mean_r, scale_r = _leaves(mean, scale, repeats)
     dist = _distribution(mean_r, scale_r, parameterization, full)
     with torch.no_grad():
-        u = sample(dist, n_samples, generator=generator)  # (K, R, L), no gradient path: only log p_θ is differentiated
+        # no gradient path through u: only log p_θ is differentiated
+        u = sample(dist, n_samples, generator=generator)  # (K, R, L)
         f_u = f(u)  # (K, R)
         if baseline == "independent":
             b = f(sample(dist, n_samples, generator=generator)).mean(0)  # (R,)
@@ -220,7 +240,8 @@ def score_function_gradient(f: Callable[[Tensor], Tensor], mean: Tensor, scale: 
             b = 0.0
         else:
             b = float(baseline)
-    surrogate = ((f_u - b) * dist.log_prob(u)).mean(0).sum()  # its gradient is Σ_r of the estimates
+    # the surrogate's gradient is Σ_r of the R estimates
+    surrogate = ((f_u - b) * dist.log_prob(u)).mean(0).sum()
     return _grad(surrogate, mean_r, scale_r)
 
 
@@ -290,17 +311,21 @@ class ScoreFunctionVAE(nn.Module):
         self.baseline = baseline
 
     def loss(self, x: Tensor, *, generator: torch.Generator) -> Tensor:
-        """The negative surrogate −s per example, shape (B,); its value is the one-sample −ELBO estimate."""
+        """The negative surrogate −s per example, shape (B,); its value is
+        the one-sample −ELBO estimate."""
         check_generator(generator)
         q = self.vae.posterior(x)
-        z = sample(q, 1, generator=generator).detach()  # (1, B, L): no path from z back to φ
+        # (1, B, L), detached: no path from z back to φ
+        z = sample(q, 1, generator=generator).detach()
         log_lik = self.vae.log_likelihood(x, z)[0]  # (B,)
         log_q = q.log_prob(z)[0]  # (B,)
         reward = log_lik.detach()
         if self.baseline == "batch_mean":
             n = reward.shape[0]
             reward = reward - (reward.sum() - reward) / max(n - 1, 1)
-        surrogate = log_lik + reward * (log_q - log_q.detach()) - kl_divergence(q, self.vae.prior)
+        surrogate = (log_lik
+                     + reward * (log_q - log_q.detach())
+                     - kl_divergence(q, self.vae.prior))  # (B,)
         return -surrogate
 
     def elbo(self, x: Tensor, n_samples: int = 1, *, generator: torch.Generator) -> Tensor:

@@ -79,7 +79,8 @@ def kl_diag_gaussians(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var
 
 
 def kl_diag_gaussian_std_normal(mean: Tensor, log_var: Tensor) -> Tensor:
-    """KL(N(μ, diag σ²) || N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²), shape (...,)."""
+    """KL(N(μ, diag σ²) || N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²),
+    shape (...,)."""
     mean = as_tensor("mean", mean, min_ndim=1)
     log_var = as_tensor("log_var", log_var, min_ndim=1)
     check_broadcast(("mean", "log_var"), mean, log_var)
@@ -128,12 +129,17 @@ def kl_full_gaussians(mean_q: Tensor, cov_q: Tensor, mean_p: Tensor, cov_p: Tens
     return 0.5 * (trace + maha - latent + logdet_p - logdet_q)
 
 
-def sample(dist: Distribution, n_samples: int, *, generator: torch.Generator) -> Tensor:
-    """Draw n reparameterized samples z = μ + L ε, ε ~ N(0, I), from a Gaussian ``dist``.
+def sample(
+    dist: Distribution, n_samples: int, *, generator: torch.Generator
+) -> Tensor:
+    """Draw n reparameterized samples z = μ + L ε, ε ~ N(0, I), from a
+    Gaussian ``dist``.
 
-    Works for ``Normal``, ``Independent(Normal)`` and ``MultivariateNormal``; the noise comes from
-    ``generator`` so results are reproducible. Returns shape (n, *batch_shape, *event_shape) and keeps
-    the gradient path to the distribution's parameters (the reparameterization trick).
+    Works for ``Normal``, ``Independent(Normal)`` and
+    ``MultivariateNormal``; the noise comes from ``generator`` so results
+    are reproducible. Returns shape (n, *batch_shape, *event_shape) and
+    keeps the gradient path to the distribution's parameters (the
+    reparameterization trick).
     """
     n_samples = check_count("n_samples", n_samples)
     check_generator(generator)
@@ -144,9 +150,11 @@ def sample(dist: Distribution, n_samples: int, *, generator: torch.Generator) ->
         eps = torch.randn(shape, generator=generator, dtype=mean.dtype)
         return mean + std * eps
     if isinstance(base, MultivariateNormal):
-        eps = torch.randn(shape, generator=generator, dtype=base.loc.dtype)  # (n, ..., L)
+        eps = torch.randn(shape, generator=generator,
+                          dtype=base.loc.dtype)  # (n, ..., L)
         return base.loc + (base.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
-    raise TypeError(f"dist must be a Normal, Independent(Normal) or MultivariateNormal, got {type(dist).__name__}")
+    raise TypeError("dist must be a Normal, Independent(Normal) or "
+                    f"MultivariateNormal, got {type(dist).__name__}")
 
 
 def kl_monte_carlo(q: Distribution, p: Distribution, n_samples: int, *,

@@ -33,17 +33,24 @@ __all__ = [
 LOG_2PI = math.log(2 * math.pi)
 
 
-def gaussian_log_likelihood(x: Tensor, mean: Tensor, log_var: Tensor | float = 0.0) -> Tensor:
-    """log N(x; mean, diag(exp(log_var))) summed over the last (data) dimension, shape (...,).
+def gaussian_log_likelihood(
+    x: Tensor, mean: Tensor, log_var: Tensor | float = 0.0
+) -> Tensor:
+    """log N(x; mean, diag(exp(log_var))) summed over the last (data)
+    dimension, shape (...,).
 
-    ``log_var`` may be a tensor (a learned variance, per pixel or per example) or a float
-    (a fixed variance; 0.0 means σ = 1).
+    ``log_var`` may be a tensor (a learned variance, per pixel or per
+    example) or a float (a fixed variance; 0.0 means σ = 1).
     """
     x = as_tensor("x", x, min_ndim=1)
     mean = as_tensor("mean", mean, min_ndim=1)
-    # a float log_var takes the data's precision (not float32, which would round log σ² for float64 data)
-    log_var = as_tensor("log_var", log_var,
-                        dtype=None if isinstance(log_var, Tensor) else torch.promote_types(x.dtype, mean.dtype))
+    # a float log_var takes the data's precision (not float32, which
+    # would round log σ² for float64 data)
+    if isinstance(log_var, Tensor):
+        dtype = None
+    else:
+        dtype = torch.promote_types(x.dtype, mean.dtype)
+    log_var = as_tensor("log_var", log_var, dtype=dtype)
     shape = check_broadcast(("x", "mean"), x, mean)
     check_broadcast(("x", "log_var"), torch.empty(shape), log_var)
     sq = (x - mean) ** 2  # (..., D)

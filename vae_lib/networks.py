@@ -173,7 +173,8 @@ class ConvEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x / x_scale (B, C, H, W) -> μ_φ(x) and log σ_φ²(x)
         concatenated, (B, 2L)."""
-        x = as_model_input("x", x, self, ndim=4)  # numpy / float64 / integer images in the network's dtype
+        # numpy / float64 / integer images in the network's dtype
+        x = as_model_input("x", x, self, ndim=4)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.config.image_shape:
             shape = ", ".join(map(str, self.config.image_shape))
             raise ValueError(f"x must have shape (B, {shape}) "

@@ -81,11 +81,14 @@ class MeanSquaredErrorPlusKL(nn.Module):
         self.kld_weight = float(kld_weight)
 
     def loss(self, x: Tensor, *, generator: torch.Generator) -> Tensor:
-        """F.mse_loss(x̂, x/s) per example (mean over the D pixels) + w · KL summed over latents, shape (B,)."""
+        """F.mse_loss(x̂, x/s) per example (mean over the D pixels)
+        + w · KL summed over latents, shape (B,)."""
         check_generator(generator)
-        x = as_tensor("x", x, ndim=2)
+        # (B, D) in the network's dtype (numpy and float64 converted)
+        x = self.vae.flatten_data(x)
         q = self.vae.posterior(x)
         z = sample(q, 1, generator=generator)[0]  # (B, L)
         x_hat = self.vae.decoder(z)  # (B, D) mean on x/s
-        mse = F.mse_loss(x_hat, x / self.vae.config.x_scale, reduction="none").mean(-1)  # (B,)
+        x_scaled = x / self.vae.config.x_scale  # (B, D)
+        mse = F.mse_loss(x_hat, x_scaled, reduction="none").mean(-1)  # (B,)
         return mse + self.kld_weight * kl_divergence(q, self.vae.prior)

@@ -141,21 +141,29 @@ def kl_weight_schedule(config: TrainConfig) -> list[float]:
     return [config.kl_weight * (min(1.0, t / t_warm) if t_warm else 1.0) for t in range(config.epochs)]
 
 
-def weighted_objective(log_likelihood: Tensor, kl_per_dim: Tensor, kl_weight: float, free_bits: float = 0.0) -> Tensor:
-    """E_batch[−log p_θ(x|z)] + β Σ_l max(λ, E_batch[KL_l]): log_likelihood (B,), kl_per_dim (B, L) -> scalar.
+def weighted_objective(
+    log_likelihood: Tensor, kl_per_dim: Tensor, kl_weight: float,
+    free_bits: float = 0.0,
+) -> Tensor:
+    """E_batch[−log p_θ(x|z)] + β Σ_l max(λ, E_batch[KL_l]):
+    log_likelihood (B,), kl_per_dim (B, L) -> scalar.
 
     With β = 1 and λ = 0 this is the batch mean of −L(θ, φ; x).
     """
-    log_likelihood = as_tensor("log_likelihood", log_likelihood, ndim=1, nonempty=True)
+    log_likelihood = as_tensor("log_likelihood", log_likelihood,
+                               ndim=1, nonempty=True)
     kl_per_dim = as_tensor("kl_per_dim", kl_per_dim, ndim=2)
     if kl_per_dim.shape[0] != log_likelihood.shape[0]:
-        raise ValueError(f"kl_per_dim (shape {tuple(kl_per_dim.shape)}) must have one row per entry of "
-                         f"log_likelihood (shape {tuple(log_likelihood.shape)})")
+        raise ValueError(
+            f"kl_per_dim (shape {tuple(kl_per_dim.shape)}) must have one "
+            "row per entry of log_likelihood "
+            f"(shape {tuple(log_likelihood.shape)})")
     kl_weight = check_real("kl_weight", kl_weight, minimum=0)
     free_bits = check_real("free_bits", free_bits, minimum=0)
     if free_bits == 0.0:
         return (-log_likelihood + kl_weight * kl_per_dim.sum(-1)).mean()
-    kl_dims = kl_per_dim.mean(0).clamp(min=free_bits)  # (L,): no gradient pushes KL_l below λ
+    # (L,): no gradient pushes KL_l below λ
+    kl_dims = kl_per_dim.mean(0).clamp(min=free_bits)
     return -log_likelihood.mean() + kl_weight * kl_dims.sum()
 
 

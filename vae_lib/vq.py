@@ -81,10 +81,12 @@ def _check_z_e(z_e: Tensor, codebook: Tensor) -> Tensor:
 
 
 def squared_distances(z_e: Tensor, codebook: Tensor) -> Tensor:
-    """‖z_e − e_j‖² for every code j: z_e (..., D), codebook (K, D) -> (..., K)."""
+    """‖z_e − e_j‖² for every code j: z_e (..., D), codebook (K, D)
+    -> (..., K)."""
     codebook = _check_codebook(codebook)
     z_e = _check_z_e(z_e, codebook)
-    diff = z_e.unsqueeze(-2) - codebook  # (..., K, D): exact differences, no cancellation
+    # (..., K, D): exact differences, no cancellation
+    diff = z_e.unsqueeze(-2) - codebook
     return (diff ** 2).sum(-1)
 
 
@@ -94,20 +96,24 @@ def nearest_code(z_e: Tensor, codebook: Tensor) -> Tensor:
 
 
 def quantise(z_e: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
-    """z_q = e_{k} with k = :func:`nearest_code`: returns z_q (..., D) and k (...,).
+    """z_q = e_{k} with k = :func:`nearest_code`: returns z_q (..., D) and
+    k (...,).
 
-    The lookup e_k is differentiable with respect to the codebook (the gradient reaches row k) but not with
-    respect to z_e: argmin is piecewise constant, so z_q does not depend on z_e almost everywhere.
+    The lookup e_k is differentiable with respect to the codebook (the
+    gradient reaches row k) but not with respect to z_e: argmin is
+    piecewise constant, so z_q does not depend on z_e almost everywhere.
     """
     k = nearest_code(z_e, codebook)  # (...,)
     return codebook[k], k
 
 
 def straight_through(z_e: Tensor, z_q: Tensor) -> Tensor:
-    """z_e + sg[z_q − z_e]: equals z_q in the forward pass; its gradient flows to z_e unchanged (identity).
+    """z_e + sg[z_q − z_e]: equals z_q in the forward pass; its gradient
+    flows to z_e unchanged (identity).
 
-    This is the straight-through estimator of VQ-VAE: the decoder's gradient with respect to z_q is used as
-    the gradient with respect to z_e. No gradient reaches the codebook through it.
+    This is the straight-through estimator of VQ-VAE: the decoder's
+    gradient with respect to z_q is used as the gradient with respect to
+    z_e. No gradient reaches the codebook through it.
     """
     z_e, z_q = _check_pair(z_e, z_q)
     return z_e + (z_q - z_e).detach()
@@ -122,13 +128,15 @@ def _check_pair(z_e: Tensor, z_q: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def codebook_loss(z_e: Tensor, z_q: Tensor) -> Tensor:
-    """‖sg[z_e] − e_k‖² summed over the last (code) dimension, shape (...,): its gradient moves only the codes."""
+    """‖sg[z_e] − e_k‖² summed over the last (code) dimension, shape
+    (...,): its gradient moves only the codes."""
     z_e, z_q = _check_pair(z_e, z_q)
     return ((z_e.detach() - z_q) ** 2).sum(-1)
 
 
 def commitment_loss(z_e: Tensor, z_q: Tensor) -> Tensor:
-    """‖z_e − sg[e_k]‖² summed over the last (code) dimension, shape (...,): its gradient moves only the encoder."""
+    """‖z_e − sg[e_k]‖² summed over the last (code) dimension, shape
+    (...,): its gradient moves only the encoder."""
     z_e, z_q = _check_pair(z_e, z_q)
     return ((z_e - z_q.detach()) ** 2).sum(-1)
 
@@ -390,16 +398,23 @@ class VQVAE(nn.Module):
         self.n_restarts += n
         return n
 
-    def loss(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """−log p_θ(x|z_q) + ‖sg[z_e] − e‖² + β‖z_e − sg[e]‖² per example (B,); ``generator`` unused (deterministic).
+    def loss(
+        self, x: Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """−log p_θ(x|z_q) + ‖sg[z_e] − e‖² + β‖z_e − sg[e]‖² per example
+        (B,); ``generator`` unused (deterministic).
 
-        With ``codebook_update="ema"`` the codebook has no gradient (the second term is then a constant). In training
-        mode each call ends with :meth:`update_codebook` (the EMA step and dead-code restarts) for this batch.
+        With ``codebook_update="ema"`` the codebook has no gradient (the
+        second term is then a constant). In training mode each call ends
+        with :meth:`update_codebook` (the EMA step and dead-code restarts)
+        for this batch.
         """
         z_e = self.encode(x)  # (B, M, D)
         z_q, k = quantise(z_e, self.codebook)  # (B, M, D), (B, M)
         log_lik = self.log_likelihood(x, straight_through(z_e, z_q))  # (B,)
-        loss = -log_lik + codebook_loss(z_e, z_q).sum(-1) + self.config.beta * commitment_loss(z_e, z_q).sum(-1)
+        loss = (-log_lik
+                + codebook_loss(z_e, z_q).sum(-1)
+                + self.config.beta * commitment_loss(z_e, z_q).sum(-1))  # (B,)
         if self.training:
             self.update_codebook(z_e, k)
         return loss
