@@ -375,8 +375,8 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
     try:
         page.page.wait_for_function(f"""(cell) => {{ const s = ({FIGURE_STATE})(cell);
             const host = cell.querySelector('.vae-explorer').parentNode;
-            return s.z[0] === 3 && s.seq === host.explorer.values()['#sent']; }}""", arg=cell,
-                                    timeout=KERNEL_ROUND_TRIP_MS, polling=100)
+            return Math.abs(s.z[0] - {target!r}) < 1e-9 && s.seq === host.explorer.values()['#sent']; }}""",
+                                    arg=cell, timeout=KERNEL_ROUND_TRIP_MS, polling=100)
     except Exception:
         state = page.page.evaluate(FIGURE_STATE, cell)
         sent = page.page.evaluate("(cell) => cell.querySelector('.vae-explorer').parentNode.explorer.values()['#sent']",
