@@ -15,10 +15,10 @@ time this extension copies
   but not the contextual menu (426 KB of the 1.1 MB ``tex-chtml.js``)
 
 into ``_build/vendor_static/vendor/``, adds that folder to ``html_static_path``, loads plotly.js once on each page that
-has a plotly figure and the page script on every page, both deferred (a large script that blocks the head delays the first paint),
-and points ``mathjax_path`` at the local copy. Nothing is fetched from a CDN. The theme's ``fontawesome.js``
-(1.45 MB: Font Awesome's SVG-from-JavaScript icons) is not loaded: the theme's style sheet already draws the same icons
-from Font Awesome's web fonts.
+has a plotly figure and the page script on every page, both deferred (a large script that blocks the head delays the
+first paint), and points ``mathjax_path`` at the local copy. Nothing is fetched from a CDN. The theme's
+``fontawesome.js`` (1.45 MB: Font Awesome's SVG-from-JavaScript icons) is not loaded: the theme's style sheet already
+draws the same icons from Font Awesome's web fonts.
 
 It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
 (its Python callbacks never run in a static page), so the book hides live widgets' outputs

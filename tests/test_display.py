@@ -12,7 +12,14 @@ import plotly.io as pio
 import pytest
 from plotly.subplots import make_subplots
 
-from vae_lib.display import BOOK_NEW_PLOT, BOOK_RENDERER, BookHtmlRenderer, draw_when_plotly_is_ready, figure_label, setup_notebook
+from vae_lib.display import (
+    BOOK_NEW_PLOT,
+    BOOK_RENDERER,
+    BookHtmlRenderer,
+    draw_when_plotly_is_ready,
+    figure_label,
+    setup_notebook,
+)
 
 
 @pytest.fixture

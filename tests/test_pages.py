@@ -26,7 +26,12 @@ from urllib.parse import urlparse
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_browser import CHAPTERS, HOSTS, ROOT, SCREENSHOTS, book_html, server  # noqa: E402,F401  (fixtures)
+import test_browser  # noqa: E402
+
+CHAPTERS, HOSTS = test_browser.CHAPTERS, test_browser.HOSTS
+ROOT, SCREENSHOTS = test_browser.ROOT, test_browser.SCREENSHOTS
+book_html = test_browser.book_html  # fixtures: the built book (VAE_BOOK_HTML reuses one) and its server on 127.0.0.1
+server = test_browser.server
 
 sys.path.insert(0, str(ROOT / "_ext"))
 import static_page  # noqa: E402
@@ -92,7 +97,8 @@ class Visit:
 
 
 def _trace_types_in_notebooks(book_html: Path) -> dict[str, set[str]]:
-    """Trace types of every figure the executed chapters display (plotly's JSON; a trace without a type is a scatter)."""
+    """Trace types of every figure the executed chapters display (plotly's JSON; a trace without a type is a
+    scatter)."""
     import nbformat
 
     types: dict[str, set[str]] = {}
@@ -147,7 +153,7 @@ def test_figures_are_drawn_when_they_come_near_the_viewport_and_all_before_print
     last = len(state) - 1
     page.evaluate(f"() => {FIGURES}[{last}].scrollIntoView({{block: 'center'}})")
     page.wait_for_function(f"() => {FIGURES}[{last}].getAttribute('data-vae-drawn') !== null", timeout=10_000)
-    page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+    page.pdf()  # printing (Chromium fires beforeprint): every figure is drawn for the printout
     page.wait_for_function(f"() => {FIGURES}.every(gd => gd.getAttribute('data-vae-drawn') !== null)", timeout=30_000)
     visit.close()
 

@@ -27,8 +27,8 @@ import numpy as np
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BOOK_NEW_PLOT", "BOOK_RENDERER", "BookHtmlRenderer", "compact_arrays", "draw_when_plotly_is_ready", "figure_label",
-           "prune_template", "setup_notebook"]
+__all__ = ["BOOK_NEW_PLOT", "BOOK_RENDERER", "BookHtmlRenderer", "compact_arrays", "draw_when_plotly_is_ready",
+           "figure_label", "prune_template", "setup_notebook"]
 
 BOOK_RENDERER = "book_html"
 
@@ -157,7 +157,8 @@ class BookHtmlRenderer(MimetypeRenderer):
         self.include_plotlyjs: bool | str = "cdn" if plotlyjs_from_cdn else False
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
-        figure = pio.to_html(compact_arrays(prune_template(fig_dict)), config=self.config, include_plotlyjs=self.include_plotlyjs,
+        figure = pio.to_html(compact_arrays(prune_template(fig_dict)), config=self.config,
+                             include_plotlyjs=self.include_plotlyjs,
                              include_mathjax=False, full_html=False,
                              default_width="100%", auto_play=False, default_height=525, validate=False)
         figure = draw_when_plotly_is_ready(figure)
