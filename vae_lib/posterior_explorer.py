@@ -206,11 +206,11 @@ def posterior_explorer(models: LatentVariableModel | Sequence[LatentVariableMode
     if not isinstance(models, (list, tuple)):
         check_latent_model("models", models)
     xs_list = [as_tensor("xs", x, ndim=1, dtype=torch.float64) for x in check_sequence("xs", xs, nonempty=False)]
+    if not xs_list:
+        raise ValueError("xs must hold at least one preset observation")
     check_sequence("labels", labels)
     check_instance("ascent", ascent, AscentConfig, "an AscentConfig")
     check_text("title", title)
-    if not xs_list:
-        raise ValueError("xs must hold at least one preset observation")
     grid = _prepare_list(models, xs_list, labels, bound, n_grid)
     mean, log_sigma = _check_q(torch.tensor(start_mean), torch.tensor(start_log_sigma))
     check_count("ascent.steps", ascent.steps, minimum=1)
