@@ -271,7 +271,7 @@ def check_sequence(name: str, value: object, *, nonempty: bool = True) -> list:
             hasattr(value, "__array__") and hasattr(value, "__len__")):
         raise TypeError(f"{name} must be a list or tuple, got {type(value).__name__}")
     if getattr(value, "ndim", 1) != 1:
-        raise TypeError(f"{name} must be a list, tuple or 1-D array, got {getattr(value, 'ndim')} dimensions")
+        raise TypeError(f"{name} must be a list, tuple or 1-D array, got {value.ndim} dimensions")
     items = list(value.tolist() if isinstance(value, Tensor) or hasattr(value, "tolist") else value)
     if nonempty and not items:
         raise ValueError(f"{name} must hold at least one entry, got an empty {type(value).__name__}")

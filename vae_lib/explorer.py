@@ -46,7 +46,6 @@ from ._checks import (
     check_bool,
     check_count,
     check_instance,
-    check_int,
     check_real,
     check_sequence,
     check_text,
@@ -82,8 +81,8 @@ class Slider:
     def __post_init__(self) -> None:
         check_text("name", self.name)
         check_text("label", self.label)
-        for field in ("low", "high", "step", "value"):
-            check_real(field, getattr(self, field))
+        for attribute in ("low", "high", "step", "value"):
+            check_real(attribute, getattr(self, attribute))
         check_count("digits", self.digits, minimum=0, maximum=12)
         check_bool("snap", self.snap)
         for label in check_sequence("labels", self.labels, nonempty=False):
@@ -340,8 +339,8 @@ class MLP(Op):
     def __post_init__(self) -> None:
         check_instance("network", self.network, nn.Sequential,
                        "an nn.Sequential of Linear layers with SiLU between them (vae_lib.models.mlp)")
-        for field in ("input", "output", "name"):
-            check_text(field, getattr(self, field))
+        for attribute in ("input", "output", "name"):
+            check_text(attribute, getattr(self, attribute))
         check_real("scale", self.scale, above=0)
         layers = list(self.network)
         ok = all(isinstance(m, nn.Linear) for m in layers[::2]) and all(isinstance(m, nn.SiLU) for m in layers[1::2])
@@ -757,8 +756,8 @@ class Explorer:
     readout: str
 
     def __post_init__(self) -> None:
-        for field in ("title", "caption", "readout"):
-            check_text(field, getattr(self, field))
+        for attribute in ("title", "caption", "readout"):
+            check_text(attribute, getattr(self, attribute))
         for c in check_sequence("controls", self.controls, nonempty=False):
             check_instance("controls", c, (Slider, Choice, Button, Pad), "a tuple of Slider, Choice, Button or Pad")
         for p in check_sequence("panels", self.panels, nonempty=False):

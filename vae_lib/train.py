@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import (
-    _all_finite,
     NonFiniteError,
+    _all_finite,
     as_model_input,
     as_tensor,
     check_bool,
@@ -312,7 +312,7 @@ class _LastGood:
 
     def save_pending(self) -> None:
         with torch.no_grad():
-            for live, copy in zip(self.live, self.pending):
+            for live, copy in zip(self.live, self.pending, strict=True):
                 copy.copy_(live)
 
     def commit(self) -> None:
@@ -320,7 +320,7 @@ class _LastGood:
 
     def restore(self) -> None:
         with torch.no_grad():
-            for live, copy in zip(self.live, self.good):
+            for live, copy in zip(self.live, self.good, strict=True):
                 live.copy_(copy)
 
     def finite(self) -> bool:
