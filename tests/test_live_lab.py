@@ -400,9 +400,17 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
 
     status = page.page.evaluate("() => window.__panel.sessionContext.session.kernel.status")
     assert status == "idle" and page.kernel_troubles() == [], (status, page.kernel_troubles())
-    assert page.errors == [], f"uncaught errors in the page: {page.errors}"
+    # JupyterLab 4.6's cell toolbar measures a rendered markdown cell through `inputArea.renderedInput`, which
+    # jupyterlab-myst's markdown cells do not have: when the active cell passes a markdown cell during Run All, its
+    # overlap check throws from `_markdownOverlapsToolbar` (JupyterLab's code, with no effect on the page). Only that
+    # error is let through; any other uncaught error fails.
+    ours = [e for e in page.errors if "_markdownOverlapsToolbar" not in e]
+    assert ours == [], f"uncaught errors in the page: {ours}"
     # requests we blocked log "net::ERR_FAILED"; any other console error (a widget that failed to load) fails
-    unexpected = [e for e in page.console_errors if "net::ERR_FAILED" not in e]
+    # jupyterlab-myst logs "Cross reference target was not found" for each {term}/{ref} to another page (the glossary,
+    # another chapter): in JupyterLab a notebook is read alone; those links show as plain text
+    unexpected = [e for e in page.console_errors if "net::ERR_FAILED" not in e
+                  and not all(line.startswith("Cross reference target was not found: ") for line in e.splitlines())]
     assert unexpected == [], f"console errors: {unexpected}"
     print(f"\nopen {opened - started:.1f} s, Run All {ran - opened:.1f} s, drag {moved - ran:.1f} s, "
           f"control {time.monotonic() - moved:.1f} s\nblocked requests: {page.outside}\n"
