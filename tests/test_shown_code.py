@@ -64,14 +64,7 @@ def _find(source: str, dotted: str) -> ast.AST | None:
 def _defines(source: str, dotted: str) -> bool:
     """Whether the module source defines the function or class ``dotted`` (``name`` or ``Class.method``), as
     Sphinx's :pyobject: looks it up."""
-    body = ast.parse(source).body
-    for part in dotted.split("."):
-        found = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                 and n.name == part]
-        if not found:
-            return False
-        body = found[0].body
-    return True
+    return _find(source, dotted) is not None
 
 
 INCLUDES = _includes()
