@@ -121,12 +121,15 @@ class PlanarStep(FlowStep):
 
     def forward(self, z: Tensor, params: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z, params = self._check(z, params)
-        u_hat, w, b = self._split(params)
-        a = (w * z).sum(-1) + b  # (...)
-        h = torch.tanh(a)
+        return self._apply(z, *self._split(params))
+
+    @staticmethod
+    def _apply(z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """f(z) and log|det| from :meth:`_split`'s (û, w, b), unchecked (the flow's fast path uses it too)."""
+        h = torch.tanh((w * z).sum(-1) + b)  # tanh(wᵀz + b), (...)
         z_next = z + u_hat * h.unsqueeze(-1)  # (..., L)
-        psi_u = (1 - h**2) * (w * u_hat).sum(-1)  # ûᵀψ(z) = tanh'(a) wᵀû, (...)
-        return z_next, torch.log(torch.abs(1 + psi_u))
+        # 1 + ûᵀψ(z) = 1 + tanh'(a) wᵀû ≥ min(1, 1 + wᵀû) > 0: no absolute value needed
+        return z_next, torch.log1p((1 - h * h) * (w * u_hat).sum(-1))
 
     def inverse(self, z_next: Tensor, params: Tensor | None = None) -> Tensor:
         """Solve a + c tanh(a) = wᵀz' + b for a = wᵀz + b (c = wᵀû > −1: strictly increasing) by bisection."""
@@ -163,13 +166,17 @@ class RadialStep(FlowStep):
 
     def forward(self, z: Tensor, params: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z, params = self._check(z, params)
-        z0, alpha, beta = self._split(params)
+        return self._apply(z, *self._split(params))
+
+    @staticmethod
+    def _apply(z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+        """f(z) and log|det| from :meth:`_split`'s (z₀, α, β), unchecked (the flow's fast path uses it too)."""
         diff = z - z0  # (..., L)
         r = torch.linalg.vector_norm(diff, dim=-1)  # (...)
         bh = beta / (alpha + r)  # β h(r)
         z_next = z + bh.unsqueeze(-1) * diff
         # 1 + βh + βh'(r) r = 1 + βα/(α + r)²
-        log_det = (self.latent_dim - 1) * torch.log1p(bh) + torch.log1p(beta * alpha / (alpha + r) ** 2)
+        log_det = (z.shape[-1] - 1) * torch.log1p(bh) + torch.log1p(beta * alpha / (alpha + r) ** 2)
         return z_next, log_det
 
     def inverse(self, z_next: Tensor, params: Tensor | None = None) -> Tensor:
@@ -316,9 +323,21 @@ class FlowPosterior(nn.Module):
     def flow(self, z0: Tensor, params: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """z_T = f_T ∘ … ∘ f_1(z_0) and Σ_t log|det ∂f_t/∂z_{t−1}|: z0 (..., B, L) -> (..., B, L), (..., B)."""
         z = check_last_dim("z0", as_tensor("z0", z0, min_ndim=2), self.config.latent_dim, "the latent size L")
+        step_params = self._step_params(params, z.shape[-2])
         total = torch.zeros(z.shape[:-1], dtype=z.dtype)
-        for step, p in zip(self.steps, self._step_params(params, z.shape[-2]), strict=True):
-            z, log_det = step(z, p)
+        if self.config.kind == "coupling" or not self.steps:
+            for step, p in zip(self.steps, step_params, strict=True):
+                z, log_det = step(z, p)
+                total = total + log_det
+            return z, total
+        # planar/radial: every step's constrained parameters in one vectorised call, then only the z-dependent part
+        # per step (the same _apply as the step's forward): far fewer tiny tensor operations per gradient step
+        first = self.steps[0]
+        stacked = (torch.stack([s.params for s in self.steps]) if params is None
+                   else torch.stack(step_params))  # (T, P) free, (T, B, P) amortised
+        split = first._split(stacked)  # e.g. planar: û (T, [B,] L), w (T, [B,] L), b (T, [B])
+        for t in range(len(self.steps)):
+            z, log_det = first._apply(z, *(part[t] for part in split))
             total = total + log_det
         return z, total
 
