@@ -51,6 +51,7 @@ from ._checks import (
 )
 from .elbo import LatentVariableModel
 from .networks import _seeded, mlp
+from .quadrature import LatentGrid, model_log_marginal
 
 __all__ = [
     "AffineCoupling",
@@ -504,15 +505,15 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
     Flows (T ≥ 1) are fitted with ``fit_config``, the Gaussian (T = 0) with ``gaussian_fit_config`` (default:
     ``fit_config``). They differ on chapter 2's two-mode posterior: annealed from a broad start, a single Gaussian
     settles between the modes (the ELBO's saddle, gap ≈ 2.3 nats) instead of on one of them (≈ log 2), while a flow
-    needs the broad start to cover both modes. ``model`` must have an exact ``log_marginal`` (a
-    :class:`vae_lib.toy.GridLatentModel`: quadrature). Each row: ``{"depth", "elbo", "elbo_se", "log_px", "gap"}``
-    in nats, the ELBO by Monte Carlo with its standard error.
+    needs the broad start to cover both modes. ``model`` must carry its quadrature grid ``model.grid`` (a
+    :class:`vae_lib.toy.GridLatentModel`): log p_θ(x) is :func:`vae_lib.quadrature.model_log_marginal`. Each row:
+    ``{"depth", "elbo", "elbo_se", "log_px", "gap"}`` in nats, the ELBO by Monte Carlo with its standard error.
     """
-    if not callable(getattr(model, "log_marginal", None)):
-        raise TypeError(f"model must have an exact log_marginal(x) (e.g. vae_lib.folded_model()), "
-                        f"got {type(model).__name__}")
+    if not isinstance(getattr(model, "grid", None), LatentGrid):
+        raise TypeError(f"model must carry a quadrature grid model.grid (a vae_lib.quadrature.LatentGrid) for its "
+                        f"exact log_marginal, e.g. vae_lib.folded_model(); got {type(model).__name__}")
     x = as_tensor("x", x, ndim=2, dtype=torch.float64)
-    log_px = model.log_marginal(x)[0].item()
+    log_px = model_log_marginal(model, x, model.grid)[0].item()
     rows = []
     for depth in depths:
         config = FlowConfig(latent_dim=model.prior.event_shape[0], kind=kind, n_steps=check_count("depths", depth,

@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, MultivariateNormal
 
+from . import quadrature
 from ._checks import (
     as_tensor,
     check_broadcast,
     check_count,
     check_generator,
-    check_instance,
-    check_int,
     check_last_dim,
-    check_real,
 )
 from .gaussian import standard_normal_prior
 from .likelihoods import gaussian_log_likelihood
+from .quadrature import LatentGrid, latent_grid  # noqa: F401  (until gap.py imports them from quadrature)
 
 __all__ = ["GridLatentModel", "LatentGrid", "LinearGaussianModel", "arc_model", "folded_model", "latent_grid"]
 
@@ -112,33 +110,6 @@ class LinearGaussianModel:
         return self.decoder_mean(z) + self.sigma * noise, z
 
 
-@dataclass
-class LatentGrid:
-    """A regular grid over the latent box [−bound, bound]^L used for quadrature."""
-
-    points: Tensor  # (G, L)
-    axes: list[Tensor]  # L tensors of shape (n,)
-    cell_volume: float
-    shape: tuple[int, ...] = field(default=())
-
-
-def latent_grid(bound: float, n_grid: int, latent_dim: int = 2) -> LatentGrid:
-    """The regular grid [−bound, bound]^L with n_grid points per axis (float64), L ∈ {1, 2}: the quadrature grid
-    of :class:`GridLatentModel` and of chapter 3's VAE computations. Points are ordered with z₁ varying fastest."""
-    if check_int("latent_dim", latent_dim) not in (1, 2):
-        raise ValueError(f"latent_dim must be 1 or 2 for grid quadrature, got {latent_dim}")
-    check_real("bound", bound, above=0)
-    n_grid = check_count("n_grid", n_grid, minimum=3, maximum=100_000 if latent_dim == 1 else 3_001)
-    axis = torch.linspace(-bound, bound, n_grid, dtype=torch.float64)
-    step = (axis[1] - axis[0]).item()
-    if latent_dim == 1:
-        points = axis.unsqueeze(-1)
-    else:
-        z1, z2 = torch.meshgrid(axis, axis, indexing="xy")  # rows follow z2, columns z1 (as GridLatentModel)
-        points = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1)
-    return LatentGrid(points, [axis] * latent_dim, step**latent_dim, (n_grid,) * latent_dim)
-
-
 class GridLatentModel:
     """p(z) = N(0, I_L), p_θ(x|z) = N(f(z), σ² I_D) with any f; exact by quadrature over a latent grid.
 
@@ -178,43 +149,19 @@ class GridLatentModel:
         x = check_last_dim("x", as_tensor("x", x, min_ndim=1, dtype=torch.float64), self.data_dim, "the data size D")
         return gaussian_log_likelihood(x, self.decoder_mean(z), 2 * math.log(self.sigma))
 
-    def _log_joint_on_grid(self, x: Tensor) -> Tensor:
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
-        check_last_dim("x", x, self.data_dim, "the data size D")
-        z = self.grid.points.unsqueeze(1)  # (G, 1, L)
-        return self.log_likelihood(x, z) + self.prior.log_prob(z)  # (G, B)
-
     def log_marginal(self, x: Tensor, max_elements: int = 2**21) -> Tensor:
-        """log p_θ(x) = log ∫ p_θ(x|z) p(z) dz by quadrature on the grid, x (B, D) -> (B,).
-
-        Rows of x are processed in chunks of at most ``max_elements`` (grid points × rows), so that a
-        whole image of x values (e.g. 10⁴ points × 2001 grid points) fits in a reader's memory.
-        """
-        x = as_tensor("x", x, ndim=2, dtype=torch.float64, nonempty=True)
-        rows = max(1, check_count("max_elements", max_elements) // self.grid.points.shape[0])
-        parts = [torch.logsumexp(self._log_joint_on_grid(x[i:i + rows]), dim=0) for i in range(0, x.shape[0], rows)]
-        return torch.cat(parts) + math.log(self.grid.cell_volume)
+        """log p_θ(x) = log ∫ p_θ(x|z) p(z) dz by quadrature on the model's grid, x (B, D) -> (B,)
+        (:func:`vae_lib.quadrature.model_log_marginal`; rows of x in chunks of at most ``max_elements``)."""
+        return quadrature.model_log_marginal(self, x, self.grid, max_elements=max_elements)
 
     def log_posterior_on_grid(self, x: Tensor) -> Tensor:
-        """log p_θ(z_g|x) at every grid point z_g, shape (B, G); Σ_g exp(·) · cell volume = 1."""
-        log_joint = self._log_joint_on_grid(x)  # (G, B)
-        log_evidence = torch.logsumexp(log_joint, dim=0) + math.log(self.grid.cell_volume)
-        return (log_joint - log_evidence).T
+        """log p_θ(z_g|x) at every grid point z_g, shape (B, G) (:func:`vae_lib.quadrature.log_posterior`)."""
+        return quadrature.log_posterior(quadrature.log_joint_on_grid(self, x, self.grid), self.grid)
 
     def kl_to_posterior(self, x: Tensor, q: Distribution) -> Tensor:
-        """KL(q(z|x) || p_θ(z|x)) = ∫ q log(q / p_θ(z|x)) dz by quadrature, shape (B,).
-
-        Exact up to the grid error as long as q's mass lies inside the grid and is resolved by it.
-        """
-        log_post = self.log_posterior_on_grid(x)  # (B, G)
-        check_instance("q", q, Distribution, "a torch.distributions.Distribution")
-        if q.event_shape != (self.latent_dim,):
-            raise ValueError(f"q must have latent size {self.latent_dim}, got {tuple(q.event_shape)}")
-        if q.batch_shape not in (torch.Size([]), torch.Size([log_post.shape[0]])):
-            raise ValueError(f"q must have batch shape () or ({log_post.shape[0]},), one q per row of x, "
-                             f"got {tuple(q.batch_shape)}")
-        log_q = q.log_prob(self.grid.points.unsqueeze(1)).T  # (B, G)
-        return (torch.exp(log_q) * (log_q - log_post)).sum(-1) * self.grid.cell_volume
+        """KL(q(z|x) || p_θ(z|x)) by quadrature on the model's grid, shape (B,) (:func:`vae_lib.quadrature.reverse_kl`);
+        exact up to the grid error as long as q's mass lies inside the grid and is resolved by it."""
+        return quadrature.reverse_kl(self.log_posterior_on_grid(x), self.grid, q)
 
     def sample(self, n: int, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw (x, z) from the joint; shapes (n, D), (n, L)."""
