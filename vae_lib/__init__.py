@@ -27,6 +27,7 @@ Chapters import from here; each submodule holds one concept:
   the chapter's checkpointed models, traversals and edits, and what rotating the latent space costs (chapter 7);
 * :mod:`vae_lib.flows`, :mod:`vae_lib.iwae` — closing the gap: normalizing-flow posteriors (planar, radial,
   affine coupling) and training with the importance-weighted bound L_K (IWAE and DReG gradients, their SNR);
+  :mod:`vae_lib.flow_explorer` — a flow's samples pushed step by step onto the true posterior (chapter 8);
 * :mod:`vae_lib.vq` — the vector quantiser, straight-through gradients, the VQ-VAE and its code priors (chapter 6);
 * :mod:`vae_lib.figures` (+ ``figures_gap``, ``figures_estimators``, ``figures_training``, ``figures_vq``),
   :mod:`vae_lib.display` —
@@ -55,6 +56,7 @@ from .elbo import (
 from .evaluation import bits_per_dim
 from .explorer import Explorer, decode_grid
 from .faces import FACE_LEVELS, FACE_SIZE, FACTOR_NAMES, FACTOR_RANGES, load_faces_split, make_faces, render_faces
+from .flow_explorer import flow_elbo_by_step, flow_explorer
 from .flows import (
     AffineCoupling,
     FlowConfig,
@@ -127,6 +129,6 @@ __all__ = [
     "render_faces", "axis_factor_table", "correlation_matrix", "factor_entropies", "mutual_information_gap",
     "mutual_information_matrix",
     "AffineCoupling", "FlowConfig", "FlowFitConfig", "FlowPosterior", "PlanarStep", "RadialStep", "fit_flow_posterior",
-    "flow_gap_by_depth", "flow_log_weights",
+    "flow_gap_by_depth", "flow_log_weights", "flow_elbo_by_step", "flow_explorer",
     "GradientSNR", "active_units", "encoder_gradient_snr", "iwae_loss", "iwae_surrogate", "normalised_weights",
 ]

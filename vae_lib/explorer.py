@@ -5,12 +5,12 @@ explorer of chapter 2, the KL-direction explorer of chapter 3, the estimator exp
 of the digits chapters, the faces of chapter 7) is an :class:`Explorer`:
 
 * its **controls** (:class:`Slider`, :class:`Choice`, :class:`Button`, :class:`Pad`): the state the reader sets;
-* its **panels** (:class:`Plane` — a plot the reader can drag on, with a bitmap background and layers;
-  :class:`ImagePanel`): what is drawn, from named values;
+* its **panels** (:class:`Plane` — a plot the reader can drag on, with a bitmap background and layers such as
+  :class:`Scatter`, points coloured by a value; :class:`ImagePanel`): what is drawn, from named values;
 * its **program**: the update, a list of small ops (:class:`Stack`, :class:`MLP`, :class:`Head`, :class:`NearestCode`,
   :class:`Bilinear`, :class:`Split`, :class:`Ellipse`, :class:`KLStdNormal`, :class:`Reparameterize`,
-  :class:`CategoricalLogLikelihood`, :class:`Difference`, :class:`Lookup`, :class:`QuadratureELBO`) from the controls'
-  values to the values the panels draw;
+  :class:`CategoricalLogLikelihood`, :class:`Difference`, :class:`Lookup`, :class:`QuadratureELBO`,
+  :class:`FlowSteps`) from the controls' values to the values the panels draw;
 * a **readout** template, announced to screen readers.
 
 From that one description come
@@ -55,7 +55,7 @@ __all__ = [
     "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "ConvNet", "Curve", "Difference", "Ellipse", "Explorer",
     "Head", "ImagePanel", "KLStdNormal", "LatentGridImages", "Lookup", "MLP", "Marker", "NearestCode", "Pad", "Plane",
     "Points", "QuadratureELBO", "Reparameterize", "Slider", "Split", "Stack", "VLine", "Bars", "Background",
-    "Affine", "decode_grid", "explorer_runtime", "mosaic", "quantise_rows",
+    "Affine", "FlowSteps", "Scatter", "decode_grid", "explorer_runtime", "mosaic", "quantise_rows",
 ]
 
 OKABE_ITO_VERMILLION = "#D55E00"
@@ -217,7 +217,37 @@ class VLine:
     dash: str | None = "6 4"
 
 
-Layer = Points | Marker | Curve | Bars | VLine
+@dataclass(frozen=True)
+class Scatter:
+    """Points from the value named ``output`` (an (N, 2) matrix: one point per row), each coloured by the matching
+    entry of the value named ``colour_by`` (N values): the entries below ``edges[0]`` take ``colours[0]``, those in
+    [edges[k − 1], edges[k]) take ``colours[k]``, those from ``edges[-1]`` up the last colour (so len(colours) =
+    len(edges) + 1); ``labels`` name the colours in the legend (e.g. the flow's samples by log q_T, chapter 8)."""
+
+    output: str
+    colour_by: str
+    edges: tuple[float, ...]
+    colours: tuple[str, ...]
+    labels: tuple[str, ...]
+    radius: float = 2.2
+
+    def __post_init__(self) -> None:
+        check_text("output", self.output)
+        check_text("colour_by", self.colour_by)
+        edges = [check_real("edges", e) for e in check_sequence("edges", self.edges, nonempty=False)]
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError(f"edges must increase, got {list(self.edges)}")
+        for name in ("colours", "labels"):
+            items = check_sequence(name, getattr(self, name))
+            for item in items:
+                check_text(name, item)
+            if len(items) != len(edges) + 1:
+                raise ValueError(f"{name} must hold one entry per colour band, len(edges) + 1 = {len(edges) + 1}, "
+                                 f"got {len(items)}")
+        check_real("radius", self.radius, above=0)
+
+
+Layer = Points | Marker | Curve | Bars | VLine | Scatter
 
 
 @dataclass(frozen=True)
@@ -720,6 +750,86 @@ class QuadratureELBO(Op):
             values[self.posterior] = (log_joint[p] - log_joint[p].max()).exp()  # (n2, n1)
 
 
+@dataclass
+class FlowSteps(Op):
+    """A normalizing flow (chapter 8, :mod:`vae_lib.flows`) run on fixed base draws: z_0 = μ + σ ⊙ ε_n for the N
+    rows ε_n of ``eps`` (they travel with the description, float32), then the first T of the flow's planar or radial
+    ``steps`` (T = the value named ``depth``, clipped to 0 … len(steps)). Outputs ``output``, the points z_T (N, L),
+    and ``log_q``, log q_T(z_T) = log q_0(z_0) − Σ_{t ≤ T} log|det ∂f_t/∂z_{t−1}| (1, N).
+
+    The page holds each step's constrained parameters in float64 (planar û, w, b with wᵀû > −1; radial z₀, α, β) and
+    computes in float64; Python's run of the page's numbers calls the steps' own ``forward`` with those parameters
+    in float64, and the live run (``exact``) calls them as they are, in the flow's dtype.
+    """
+
+    steps: tuple[nn.Module, ...]
+    mean: Tensor  # (L,)
+    log_var: Tensor  # (L,)
+    eps: Tensor  # (N, L)
+    depth: str
+    output: str
+    log_q: str
+
+    def __post_init__(self) -> None:
+        from .flows import PlanarStep, RadialStep
+
+        for step in check_sequence("steps", self.steps, nonempty=False):
+            check_instance("steps", step, (PlanarStep, RadialStep),
+                           "a tuple of vae_lib.flows.PlanarStep or RadialStep (the page runs these two kinds)")
+        self.eps = as_tensor("eps", self.eps, ndim=2, nonempty=True).detach()
+        lat = self.eps.shape[1]
+        self.mean = as_tensor("mean", self.mean, ndim=1).detach()
+        self.log_var = as_tensor("log_var", self.log_var, ndim=1).detach()
+        for name in ("mean", "log_var"):
+            if getattr(self, name).shape != (lat,):
+                raise ValueError(f"{name} must have shape ({lat},) (eps has L = {lat} columns), "
+                                 f"got {tuple(getattr(self, name).shape)}")
+        for step in self.steps:
+            if step.latent_dim != lat:
+                raise ValueError(f"every step must have latent size L = {lat} (eps's columns), got {step.latent_dim}")
+        for name in ("depth", "output", "log_q"):
+            check_text(name, getattr(self, name))
+
+    @staticmethod
+    def _parameters(step: nn.Module) -> dict:
+        """A step's constrained parameters in float64, as the page holds them."""
+        from .flows import PlanarStep
+
+        p = step.params.detach().to(torch.float64)
+        if isinstance(step, PlanarStep):
+            u_hat, w, b = step._split(p)
+            return {"kind": "planar", "u": u_hat.tolist(), "w": w.tolist(), "b": float(b)}
+        z0, alpha, beta = step._split(p)
+        return {"kind": "radial", "z0": z0.tolist(), "alpha": float(alpha), "beta": float(beta)}
+
+    def json(self, data: _Data) -> dict:
+        name = data.add(f"eps.{self.output}", self.eps.to(torch.float32).numpy(), "float32")
+        return {"op": "flow_steps", "eps": name, "mean": self.mean.double().tolist(),
+                "log_var": self.log_var.double().tolist(), "steps": [self._parameters(s) for s in self.steps],
+                "depth": self.depth, "output": self.output, "log_q": self.log_q}
+
+    def run(self, values: dict, data: _Data | None) -> None:
+        from .gaussian import diag_gaussian
+
+        depth = min(max(int(round(float(values[self.depth]))), 0), len(self.steps))
+        if data is None:  # the live explorer: the steps as they are, in the flow's own dtype
+            dtype = self.steps[0].params.dtype if self.steps else self.eps.dtype
+            eps = self.eps.to(dtype)
+            params = [None] * depth
+        else:  # the page's numbers: ε as float32, every step in float64
+            dtype = torch.float64
+            eps = data.decoded[f"eps.{self.output}"]
+            params = [s.params.detach().to(torch.float64) for s in self.steps[:depth]]
+        mean, log_var = self.mean.to(dtype), self.log_var.to(dtype)
+        z = mean + torch.exp(0.5 * log_var) * eps  # (N, L)
+        log_q = diag_gaussian(mean, log_var).log_prob(z)  # (N,) log q_0(z_0)
+        for step, p in zip(self.steps[:depth], params, strict=True):
+            z, log_det = step(z, p)
+            log_q = log_q - log_det
+        values[self.output] = z.double()
+        values[self.log_q] = log_q.double().reshape(1, -1)
+
+
 # ------------------------------------------------------------------------------------------ the explorer
 def explorer_runtime() -> str:
     """The source of ``explorer_runtime.js``, the one script every explorer uses (the book includes it once per
@@ -868,6 +978,12 @@ class Explorer:
                     j["layers"].append({"kind": "bars", "output": layer.output, "colour": layer.colour})
                     if layer.label:
                         j["legend"].append({"label": layer.label, "colour": layer.colour})
+                elif isinstance(layer, Scatter):
+                    j["layers"].append({"kind": "scatter", "output": layer.output, "colour_by": layer.colour_by,
+                                        "edges": list(layer.edges), "colours": list(layer.colours),
+                                        "radius": layer.radius})
+                    j["legend"] += [{"label": label, "colour": colour, "dot": True}
+                                    for label, colour in zip(layer.labels, layer.colours, strict=True)]
                 elif isinstance(layer, VLine):
                     j["layers"].append({"kind": "vline", "output": layer.output, "colour": layer.colour,
                                         "dash": layer.dash, "width": 2})

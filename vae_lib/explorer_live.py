@@ -179,6 +179,6 @@ def _drawn_values(spec: dict) -> set[str]:
         drawn.add((p.get("background") or {}).get("output"))
         drawn.add(p.get("ranges"))
         for layer in p.get("layers", []):
-            drawn.update([layer.get("output"), layer.get("x"), layer.get("y")])
+            drawn.update([layer.get("output"), layer.get("x"), layer.get("y"), layer.get("colour_by")])
     drawn.discard(None)
     return drawn

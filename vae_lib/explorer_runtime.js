@@ -286,6 +286,45 @@
       v[op.output] = total / logits.rows;
     },
     difference: function (op, v) { v[op.output] = v[op.inputs[0]] - v[op.inputs[1]]; },
+    flow_steps: function (op, v, data) {
+      // a normalizing flow on fixed base draws: z_0 = μ + σ ε_n, then the first T planar or radial steps; log q_T =
+      // log q_0(z_0) − Σ_t log|det ∂f_t/∂z_{t−1}| (vae_lib.flows; chapter 8). Every row is done step by step in place
+      var E = data[op.eps], L = op.mean.length, N = E.length / L, z = M(N, L), lq = M(1, N), zd = z.d, qd = lq.d;
+      var T = Math.min(Math.max(Math.round(v[op.depth]), 0), op.steps.length), base = 0, sd = [], n, l, t;
+      for (l = 0; l < L; l++) {
+        sd.push(Math.exp(0.5 * op.log_var[l]));
+        base -= 0.5 * (op.log_var[l] + Math.log(2 * Math.PI));
+      }
+      for (n = 0; n < N; n++) {
+        var ss = 0;
+        for (l = 0; l < L; l++) { var e = E[n * L + l]; zd[n * L + l] = op.mean[l] + sd[l] * e; ss += e * e; }
+        qd[n] = base - 0.5 * ss;
+      }
+      for (t = 0; t < T; t++) {
+        var st = op.steps[t];
+        if (st.kind === 'planar') {  // f(z) = z + û tanh(wᵀz + b), log|det| = log|1 + (1 − tanh²) wᵀû|
+          var wu = 0;
+          for (l = 0; l < L; l++) { wu += st.w[l] * st.u[l]; }
+          for (n = 0; n < N; n++) {
+            var a = st.b;
+            for (l = 0; l < L; l++) { a += st.w[l] * zd[n * L + l]; }
+            var h = Math.tanh(a);
+            for (l = 0; l < L; l++) { zd[n * L + l] += st.u[l] * h; }
+            qd[n] -= Math.log(Math.abs(1 + (1 - h * h) * wu));
+          }
+        } else {  // radial: f(z) = z + β (z − z₀)/(α + r), log|det| = (L − 1) log(1 + βh) + log(1 + βα/(α + r)²)
+          for (n = 0; n < N; n++) {
+            var r2 = 0;
+            for (l = 0; l < L; l++) { var d = zd[n * L + l] - st.z0[l]; r2 += d * d; }
+            var r = Math.sqrt(r2), bh = st.beta / (st.alpha + r);
+            for (l = 0; l < L; l++) { zd[n * L + l] += bh * (zd[n * L + l] - st.z0[l]); }
+            qd[n] -= (L - 1) * Math.log1p(bh) + Math.log1p(st.beta * st.alpha / ((st.alpha + r) * (st.alpha + r)));
+          }
+        }
+      }
+      v[op.output] = z;
+      v[op.log_q] = lq;
+    },
     lookup: function (op, v) {  // precomputed values for each combination of the keys' (choice or step) indices
       var key = op.keys.map(function (k) { return String(v[k + '#index']); }).join(',');
       var entry = op.table[key];
@@ -465,6 +504,23 @@
                                                'stroke-width': 3, class: 'vae-explorer-marker' }, this.layers);
     }
     node.setAttribute('cx', this.px(x).toFixed(2)); node.setAttribute('cy', this.py(y).toFixed(2));
+  };
+  Plot.prototype.scatter = function (key, pts, by, style) {
+    // points (rows of pts) coloured by the band of by[i] among style.edges: one path per colour, built as one string
+    var node = this.nodes[key], r = style.radius || 2.2, self = this;
+    var bands = style.colours.map(function () { return []; });
+    if (!node) {
+      node = this.nodes[key] = svg('g', { class: 'vae-explorer-points' }, this.layers);
+      style.colours.forEach(function (c) { svg('path', { fill: c, 'fill-opacity': 0.8 }, node); });
+    }
+    var arc = 'a' + r + ',' + r + ' 0 1,0 ' + 2 * r + ',0a' + r + ',' + r + ' 0 1,0 ' + (-2 * r) + ',0';
+    for (var i = 0; i < pts.rows; i++) {
+      var b = 0, value = by[i];
+      while (b < style.edges.length && value >= style.edges[b]) { b++; }
+      var cx = self.px(pts.d[i * pts.cols]), cy = self.py(pts.d[i * pts.cols + 1]);
+      bands[b].push('M' + (cx - r).toFixed(1) + ',' + cy.toFixed(1) + arc);
+    }
+    for (var k = 0; k < bands.length; k++) { node.childNodes[k].setAttribute('d', bands[k].join('')); }
   };
   Plot.prototype.points = function (groups) {
     var g = svg('g', { class: 'vae-explorer-points' }, this.layers), self = this;
@@ -757,6 +813,8 @@
           } else if (layer.kind === 'bars') {
             var bars = values[layer.output];
             plot.bars(k, bars.x, bars.y, bars.width, layer.colour);
+          } else if (layer.kind === 'scatter') {
+            plot.scatter(k, asMatrix(values[layer.output]), asMatrix(values[layer.colour_by]).d, layer);
           } else if (layer.kind === 'vline') {
             var xv = values[layer.output];
             plot.path(k, [xv, xv], [s.y.range[0], s.y.range[1]], layer);

@@ -1,0 +1,201 @@
+"""The flow explorer (chapter 8): the FlowSteps op against the flows library and against autograd's Jacobian, the
+ELBO readout against quadrature and an independent Monte Carlo run, the live widget, and (in Chromium) the page's
+own flow against Python's, moved by the API and by the keyboard."""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import pytest
+import torch
+
+import vae_lib
+from vae_lib.explorer import FlowSteps, Scatter
+from vae_lib.flow_explorer import flow_elbo_by_step, flow_explorer
+from vae_lib.flows import AffineCoupling, FlowConfig, FlowFitConfig, FlowPosterior, fit_flow_posterior, flow_log_weights
+from vae_lib.gaussian import diag_gaussian
+from vae_lib.posterior_explorer import posterior_grid, quadrature_elbo
+
+X = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+N_POINTS = 300
+
+
+def scrambled(kind: str, n_steps: int, dtype: torch.dtype, seed: int) -> FlowPosterior:
+    """A flow with steps far from the identity (parameters ~ N(0, 1)) and a base q_0 off the origin."""
+    flow = FlowPosterior(FlowConfig(kind=kind, n_steps=n_steps, dtype=dtype, seed=seed))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        flow.base_log_var.mul_(0.3)
+    return flow
+
+
+@pytest.fixture(scope="module")
+def folded():
+    return vae_lib.folded_model(sigma=0.3)
+
+
+@pytest.fixture(scope="module", params=["planar", "radial"])
+def flow(request):
+    return scrambled(request.param, 4, torch.float64, seed=7)
+
+
+@pytest.fixture(scope="module")
+def explorer(folded, flow):
+    return flow_explorer(folded, X, flow, generator=torch.Generator().manual_seed(1), n_points=N_POINTS,
+                         elbo_samples=4000, n_grid=51)
+
+
+def base_points(explorer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z_0 = μ + σ ε for the page's ε (float32), and μ, log σ² of q_0."""
+    op = next(o for o in explorer.program if isinstance(o, FlowSteps))
+    eps = op.eps.to(torch.float32).to(torch.float64)
+    return op.mean + torch.exp(0.5 * op.log_var) * eps, op.mean, op.log_var
+
+
+def truncated(flow: FlowPosterior, depth: int) -> FlowPosterior:
+    """A FlowPosterior holding only the first ``depth`` steps of ``flow`` (and its q_0)."""
+    short = FlowPosterior(FlowConfig(kind=flow.config.kind, n_steps=depth, dtype=flow.config.dtype))
+    short.load_state_dict({k: v for k, v in flow.state_dict().items()
+                           if not k.startswith("steps.") or int(k.split(".")[1]) < depth})
+    return short
+
+
+# ---------------------------------------------------------------- the FlowSteps op against the flows library
+@pytest.mark.parametrize("depth", [0, 1, 3, 4])
+def test_points_and_densities_are_the_flows(explorer, flow, depth):
+    v = explorer.evaluate({"T": depth})  # the page's numbers
+    z0, mean, log_var = base_points(explorer)
+    short = truncated(flow, depth)
+    z, log_det = short.flow(z0)  # vae_lib.flows' own forward pass
+    assert torch.allclose(v["z"], z, atol=1e-12, rtol=0)
+    log_q = diag_gaussian(mean, log_var).log_prob(z0) - log_det
+    assert torch.allclose(v["log_q"][0], log_q, atol=1e-10, rtol=0)
+    if depth:  # and by inverting the steps: log q_T at the pushed points (bisection / closed-form inverse)
+        back = short.log_prob(z.unsqueeze(1), mean=mean[None], log_var=log_var[None])[:, 0]
+        assert torch.allclose(v["log_q"][0], back, atol=1e-8, rtol=0)
+
+
+def test_densities_are_the_change_of_variables(explorer, flow):
+    """log q_T(z_T) = log q_0(z_0) − log|det J| with J autograd's Jacobian of the first T steps (an exact answer that
+    does not use the steps' own log-determinants)."""
+    z0, mean, log_var = base_points(explorer)
+    depth = 3
+    v = explorer.evaluate({"T": depth})
+
+    def push(z: torch.Tensor) -> torch.Tensor:
+        for step in flow.steps[:depth]:
+            z = step(z)[0]
+        return z
+
+    for n in (0, 17, 123):
+        jac = torch.autograd.functional.jacobian(push, z0[n])  # (2, 2)
+        expected = diag_gaussian(mean, log_var).log_prob(z0[n]) - torch.linalg.det(jac).abs().log()
+        assert v["log_q"][0, n].item() == pytest.approx(expected.item(), abs=1e-9)
+        assert torch.allclose(v["z"][n], push(z0[n]), atol=1e-12)
+
+
+def test_depth_is_clipped_and_the_live_run_is_the_flow_in_its_own_dtype(folded):
+    flow32 = scrambled("planar", 3, torch.float32, seed=3)
+    e = flow_explorer(folded, X, flow32, generator=torch.Generator().manual_seed(2), n_points=50, elbo_samples=100,
+                      n_grid=11)
+    page, live = e.evaluate({"T": 3}), e.evaluate({"T": 3}, exact=True)
+    assert not torch.equal(page["z"], live["z"])  # float64 in the page, float32 live
+    assert torch.allclose(page["z"], live["z"], atol=2e-5) and torch.allclose(page["log_q"], live["log_q"], atol=2e-4)
+    op = next(o for o in e.program if isinstance(o, FlowSteps))  # T beyond 0 … T_max: the ends
+    for t, same in ((9, 3), (-2, 0)):
+        values, expected = {"T": t}, {"T": same}
+        op.run(values, None)
+        op.run(expected, None)
+        assert torch.equal(values["z"], expected["z"])
+
+
+# ---------------------------------------------------------------- the readout against exact answers
+def test_elbo_of_the_base_is_the_quadrature_elbo_and_the_last_is_the_flows(folded, flow, explorer):
+    rows = flow_elbo_by_step(folded, X, flow, 40_000, generator=torch.Generator().manual_seed(5))
+    assert [r["depth"] for r in rows] == [0, 1, 2, 3, 4]
+    mean, log_var = flow.base_mean.detach()[0], flow.base_log_var.detach()[0]
+    grid = posterior_grid(folded, X, bound=7.0, n_grid=561)
+    exact0 = quadrature_elbo(grid, 0, mean, 0.5 * log_var).item()  # q_0 = N(μ, diag σ²): the quadrature ELBO
+    assert rows[0]["elbo"] == pytest.approx(exact0, abs=4 * rows[0]["elbo_se"] + 1e-3)
+    log_w = flow_log_weights(X, folded, flow, 40_000, generator=torch.Generator().manual_seed(6))[:, 0]
+    se = math.hypot(rows[-1]["elbo_se"], (log_w.std() / math.sqrt(40_000)).item())
+    assert rows[-1]["elbo"] == pytest.approx(log_w.mean().item(), abs=4 * se)
+    log_px = folded.log_marginal(X)[0].item()
+    for depth in (0, 4):
+        v = explorer.evaluate({"T": depth})
+        assert v["log_px"] == log_px and v["gap"] == pytest.approx(log_px - v["elbo"], abs=1e-12)
+        assert v["gap_curve"]["y"][depth] == v["gap"] and v["gap_curve"]["x"] == [0, 1, 2, 3, 4]
+
+
+def test_a_fitted_flow_closes_most_of_the_gap(folded):
+    fit = fit_flow_posterior(folded, X, FlowConfig(n_steps=4, dtype=torch.float64),
+                             FlowFitConfig(steps=300, anneal_steps=150, eval_samples=2000))
+    e = flow_explorer(folded, X, fit.flow, generator=torch.Generator().manual_seed(0), n_points=100,
+                      elbo_samples=20_000, n_grid=21)
+    base, last = e.evaluate({"T": 0}), e.evaluate({"T": 4})
+    assert 0 < last["gap"] < base["gap"]  # the full flow is better than its own base q_0
+    assert last["elbo"] == pytest.approx(fit.elbo, abs=4 * (last["elbo_se"] + fit.elbo_standard_error))
+
+
+# ---------------------------------------------------------------- the description, the live widget, bad input
+def test_description(explorer, folded):
+    spec = explorer.spec()
+    (slider,) = spec["controls"]
+    assert slider["snap"] and (slider["low"], slider["high"], slider["step"], slider["value"]) == (0, 4, 1, 4)
+    assert [op["op"] for op in spec["program"]] == ["flow_steps", "lookup"]
+    op = spec["program"][0]
+    assert op["depth"] == "T" and len(op["steps"]) == 4 and spec["data"][op["eps"]]["shape"] == [N_POINTS, 2]
+    plane = spec["panels"][0]
+    (layer,) = plane["layers"]
+    assert layer["kind"] == "scatter" and layer["output"] == "z" and layer["colour_by"] == "log_q"
+    assert layer["edges"] == sorted(layer["edges"]) and len(layer["colours"]) == len(layer["edges"]) + 1
+    assert len(plane["legend"]) == len(layer["colours"])
+    assert plane["background"]["colormap"] == "blues" and plane["background"]["rows"] == 51
+    # the background is p(z|x) on the grid relative to its peak, top row first, as uint8 levels 0 … 254 of [0, 1]
+    post = folded.log_posterior_on_grid(X)[0].exp()  # the model's own quadrature grid over [−7, 7]², step 0.05
+    axis = folded.grid.axes[0]
+    keep = (axis.abs() <= 2.5 + 1e-9).nonzero()[:, 0][::2]  # every other point: [−2.5, 2.5] in steps of 0.1
+    n = axis.shape[0]
+    post = post.reshape(n, n)[keep][:, keep]
+    levels = torch.tensor(list(base64.b64decode(spec["data"][plane["background"]["data"]]["b64"])),
+                          dtype=torch.float64).reshape(51, 51).flip(0)
+    assert torch.allclose(levels, (post / post.max() * 254).round(), atol=1)
+
+
+def test_live_widget_sends_the_points_and_their_densities(explorer):
+    widget = explorer.live()
+    values = widget.set(T=2)
+    expected = explorer.evaluate({"T": 2}, exact=True)
+    assert values["z"]["d"] == expected["z"].flatten().tolist()
+    assert values["log_q"]["d"] == expected["log_q"].flatten().tolist()
+    assert values["elbo"] == expected["elbo"]
+
+
+def test_bad_input_is_named(folded, flow):
+    coupling = FlowPosterior(FlowConfig(kind="coupling", n_steps=2))
+    with pytest.raises(TypeError, match="steps"):
+        flow_explorer(folded, X, coupling, generator=torch.Generator())
+    with pytest.raises(TypeError, match="steps"):
+        FlowSteps((AffineCoupling(2, 0),), torch.zeros(2), torch.zeros(2), torch.zeros(3, 2), "T", "z", "q")
+    with pytest.raises(ValueError, match="mean"):
+        FlowSteps(tuple(flow.steps), torch.zeros(3), torch.zeros(2), torch.zeros(3, 2), "T", "z", "q")
+    with pytest.raises(ValueError, match="x"):
+        flow_explorer(folded, torch.zeros(2, 2), flow, generator=torch.Generator())
+    with pytest.raises(ValueError, match="x"):
+        flow_explorer(folded, torch.zeros(1, 3), flow, generator=torch.Generator())
+    with pytest.raises(TypeError, match="generator"):
+        flow_explorer(folded, X, flow, generator=0)
+    with pytest.raises(TypeError, match="flow"):
+        flow_explorer(folded, X, "a flow", generator=torch.Generator())
+    with pytest.raises(TypeError, match="log_marginal"):
+        flow_explorer(vae_lib.VAE(vae_lib.VAEConfig(latent_dim=2, hidden=(8,))), X, flow, generator=torch.Generator())
+    amortised = FlowPosterior(FlowConfig(n_steps=2, amortised=True, free_base=False))
+    with pytest.raises(ValueError, match="free flow"):
+        flow_explorer(folded, X, amortised, generator=torch.Generator())
+    with pytest.raises(ValueError, match="colours"):
+        Scatter("z", "q", (0.0, 1.0), ("#000",), ("a", "b", "c"))
+    with pytest.raises(ValueError, match="edges"):
+        Scatter("z", "q", (1.0, 0.0), ("#000",) * 3, ("a", "b", "c"))
