@@ -15,7 +15,8 @@ from vae_lib.explorer import FlowSteps, Scatter
 from vae_lib.flow_explorer import flow_elbo_by_step, flow_explorer
 from vae_lib.flows import AffineCoupling, FlowConfig, FlowFitConfig, FlowPosterior, fit_flow_posterior, flow_log_weights
 from vae_lib.gaussian import diag_gaussian
-from vae_lib.posterior_explorer import posterior_grid, quadrature_elbo
+from vae_lib.quadrature import elbo as quadrature_elbo
+from vae_lib.quadrature import latent_grid, log_joint_on_grid
 
 X = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
 N_POINTS = 300
@@ -117,8 +118,8 @@ def test_elbo_of_the_base_is_the_quadrature_elbo_and_the_last_is_the_flows(folde
     rows = flow_elbo_by_step(folded, X, flow, 40_000, generator=torch.Generator().manual_seed(5))
     assert [r["depth"] for r in rows] == [0, 1, 2, 3, 4]
     mean, log_var = flow.base_mean.detach()[0], flow.base_log_var.detach()[0]
-    grid = posterior_grid(folded, X, bound=7.0, n_grid=561)
-    exact0 = quadrature_elbo(grid, 0, mean, 0.5 * log_var).item()  # q_0 = N(μ, diag σ²): the quadrature ELBO
+    grid = latent_grid(7.0, 561, 2)
+    exact0 = quadrature_elbo(log_joint_on_grid(folded, X, grid), grid, diag_gaussian(mean, log_var)).item()
     assert rows[0]["elbo"] == pytest.approx(exact0, abs=4 * rows[0]["elbo_se"] + 1e-3)
     log_w = flow_log_weights(X, folded, flow, 40_000, generator=torch.Generator().manual_seed(6))[:, 0]
     se = math.hypot(rows[-1]["elbo_se"], (log_w.std() / math.sqrt(40_000)).item())
@@ -199,3 +200,94 @@ def test_bad_input_is_named(folded, flow):
         Scatter("z", "q", (0.0, 1.0), ("#000",), ("a", "b", "c"))
     with pytest.raises(ValueError, match="edges"):
         Scatter("z", "q", (1.0, 0.0), ("#000",) * 3, ("a", "b", "c"))
+
+
+# ---------------------------------------------------------------- the page, in Chromium
+HOST = "document.querySelector('.vae-explorer-host').explorer"
+READ = f"""names => {{
+    const v = {HOST}.values(), out = {{}};
+    for (const k of names) {{
+        const x = v[k];
+        out[k] = x && x.d ? {{rows: x.rows, cols: x.cols, d: Array.from(x.d)}} : x;
+    }}
+    return out; }}"""
+
+
+@pytest.fixture()
+def open_page(browser, tmp_path):
+    pages = []
+
+    def open_(explorer):
+        path = tmp_path / "index.html"
+        path.write_text(f'<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>'
+                        f"<body>{explorer.html()}</body></html>", encoding="utf-8")
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        pages.append(page)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(path.as_uri())
+        page.wait_for_function(f"() => {HOST}")
+        return page, errors
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+def page_matrix(value: dict) -> torch.Tensor:
+    return torch.tensor(value["d"], dtype=torch.float64).reshape(value["rows"], value["cols"])
+
+
+def band_counts(log_q: torch.Tensor, edges: list[float]) -> list[int]:
+    bands = torch.bucketize(log_q, torch.tensor(edges, dtype=torch.float64), right=True)  # below edges[0]: band 0
+    return [int((bands == k).sum()) for k in range(len(edges) + 1)]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_page_runs_the_flow(open_page, explorer, flow):
+    page, errors = open_page(explorer)
+    z0, mean, log_var = base_points(explorer)
+    edges = explorer.spec()["panels"][0]["layers"][0]["edges"]
+    for depth in (4, 0, 2):
+        if depth != 4:
+            page.evaluate(f"t => {HOST}.set('T', t)", depth)
+        got = page.evaluate(READ, ["z", "log_q", "elbo", "gap"])
+        z, log_det = truncated(flow, depth).flow(z0)  # the Python flow
+        assert torch.allclose(page_matrix(got["z"]), z.detach(), atol=1e-9, rtol=0)
+        log_q = diag_gaussian(mean, log_var).log_prob(z0) - log_det.detach()
+        assert torch.allclose(page_matrix(got["log_q"])[0], log_q, atol=1e-9, rtol=0)
+        v = explorer.evaluate({"T": depth})
+        assert got["elbo"] == v["elbo"] and got["gap"] == v["gap"]
+        readout = page.inner_text(".vae-explorer-readout")
+        assert f"T = {depth}" in readout and f"{v['gap']:.3f}".replace("-", "\u2212") in readout
+        # the drawing: every point once, in the colour band of its log q_T
+        paths = page.eval_on_selector_all(".vae-explorer-points path", "ps => ps.map(p => p.getAttribute('d'))")
+        assert [d.count("M") for d in paths] == band_counts(log_q, edges)
+    # real input: the slider by keyboard, one step down
+    slider = page.locator("input[type=range]")
+    assert slider.get_attribute("data-lm-suppress-shortcuts") == "true"
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    got = page.evaluate(READ, ["T", "z", "log_q"])
+    assert got["T"] == 1
+    assert torch.allclose(page_matrix(got["z"]), explorer.evaluate({"T": 1})["z"], atol=1e-9, rtol=0)
+    assert not errors
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_page_agrees_with_a_float32_flow(open_page, folded):
+    flow32 = scrambled("planar", 3, torch.float32, seed=11)
+    e = flow_explorer(folded, X, flow32, generator=torch.Generator().manual_seed(4), n_points=200, elbo_samples=200,
+                      n_grid=21)
+    page, errors = open_page(e)
+    z0, mean, log_var = base_points(e)
+    got = page.evaluate(READ, ["z", "log_q"])
+    with torch.no_grad():
+        z, log_det = flow32.flow(z0.to(torch.float32))  # the flow as it was fitted, in float32
+        log_q = diag_gaussian(mean.float(), log_var.float()).log_prob(z0.float()) - log_det
+    assert torch.allclose(page_matrix(got["z"]), z.double(), atol=1e-5, rtol=0)
+    assert torch.allclose(page_matrix(got["log_q"])[0], log_q.double(), atol=1e-4, rtol=0)
+    assert not errors

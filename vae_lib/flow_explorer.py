@@ -24,7 +24,7 @@ from .elbo import LatentVariableModel
 from .explorer import Background, Curve, Explorer, FlowSteps, Lookup, Marker, Plane, Scatter, Slider
 from .flows import FlowPosterior
 from .gaussian import diag_gaussian
-from .posterior_explorer import posterior_grid
+from .quadrature import latent_grid, log_joint_on_grid
 
 __all__ = ["flow_elbo_by_step", "flow_explorer"]
 
@@ -141,10 +141,11 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     labels = tuple(f"log q_T < {bounds[1]}" if k == 0 else f"log q_T ≥ {bounds[k]}" if k == len(edges)
                    else f"{bounds[k]} ≤ log q_T < {bounds[k + 1]}" for k in range(len(edges) + 1))
 
-    grid = posterior_grid(model, x, bound=POSTERIOR_BOUND, n_grid=n_grid)
-    posterior = (grid.log_joint[0] - grid.log_joint[0].max()).exp()  # (n, n), row 0 at the lowest z₂
-    half = 0.5 * float(grid.z1[1] - grid.z1[0])
-    extent = (float(grid.z1[0]) - half, float(grid.z1[-1]) + half, float(grid.z2[0]) - half, float(grid.z2[-1]) + half)
+    grid = latent_grid(POSTERIOR_BOUND, n_grid, 2)
+    log_joint = log_joint_on_grid(model, x, grid)[:, 0].reshape(grid.shape)  # (n, n), row 0 at the lowest z₂
+    posterior = (log_joint - log_joint.max()).exp()  # p(z|x) relative to its peak
+    axis, half = grid.axes[0], 0.5 * grid.step  # each grid value fills its cell
+    extent = (float(axis[0]) - half, float(axis[-1]) + half, float(axis[0]) - half, float(axis[-1]) + half)
     view = (-POSTERIOR_BOUND, POSTERIOR_BOUND)
     plane = Plane("true posterior p(z|x) (shaded) and samples of q_T(z|x)", "z₁", view, "z₂", view,
                   background=Background(extent, (0.0, 1.0), values=posterior, colormap="blues"),
