@@ -76,6 +76,25 @@ class TestRoundTrip:
         assert save_checkpoint(vae, tmp_path / "a.pt") != a
         assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
 
+    def test_float16_storage_rounds_the_weights_and_halves_the_file(self, tmp_path):
+        source = trained()
+        full = save_checkpoint(source, tmp_path / "full.pt")
+        half = save_checkpoint(source, tmp_path / "half.pt", dtype=torch.float16)
+        assert half != full
+        mlp_vae = VAE(VAEConfig(latent_dim=8, hidden=(128,)))  # 150,000 weights: the archive's overhead is small
+        save_checkpoint(mlp_vae, tmp_path / "mlp_full.pt")
+        save_checkpoint(mlp_vae, tmp_path / "mlp_half.pt", dtype=torch.float16)
+        assert (tmp_path / "mlp_half.pt").stat().st_size < 0.55 * (tmp_path / "mlp_full.pt").stat().st_size
+        target = load_checkpoint(conv_vae(seed=5), tmp_path / "half.pt", half)
+        for (key, a), b in zip(source.state_dict().items(), target.state_dict().values(), strict=True):
+            assert b.dtype == a.dtype, key  # cast back to the model's dtype
+            expected = a.to(torch.float16).to(a.dtype) if a.is_floating_point() else a
+            assert torch.equal(b, expected), key
+        with pytest.raises(TypeError, match="dtype"):
+            save_checkpoint(source, tmp_path / "x.pt", dtype=torch.int8)
+        with pytest.raises(TypeError, match="dtype"):
+            save_checkpoint(source, tmp_path / "x.pt", dtype="float16")
+
     def test_sha256_file_streams_large_files(self, tmp_path):
         data = bytes(range(256)) * 10_000  # 2.56 MB: more than one 1 MiB chunk
         (tmp_path / "blob").write_bytes(data)

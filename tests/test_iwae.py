@@ -195,6 +195,29 @@ def test_fit_with_the_iwae_objective_takes_the_steps_of_iwae_loss(digits_64, dre
         torch.testing.assert_close(a, b, msg=name)
 
 
+def test_fit_with_the_k_sample_elbo_takes_the_steps_of_the_k_sample_elbo(digits_64):
+    """objective='elbo' with k = 5: fit's Adam step is a step on −(1/K) Σ_k [log p_θ(x|z_k)] + KL, computed here
+    by the model's ``elbo(x, K)`` (the mean over K draws of the single-sample ELBO) with fit's generator."""
+    from vae_lib.train import TrainConfig, fit
+
+    config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-2, seed=3, progress=False, k=5)
+    trained = tiny_vae()
+    history = fit(trained, digits_64, config)
+    manual = tiny_vae()
+    g = gen(3)
+    batch = digits_64[torch.randperm(64, generator=g)]
+    optimiser = torch.optim.Adam(manual.parameters(), lr=1e-2)
+    loss = -manual.elbo(batch, 5, generator=g).mean()
+    loss.backward()
+    optimiser.step()
+    assert history.loss == pytest.approx([loss.item()], rel=1e-6)
+    for (name, a), b in zip(trained.named_parameters(), manual.parameters(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    single = fit(tiny_vae(), digits_64, TrainConfig(epochs=1, batch_size=64, learning_rate=1e-2, seed=3,
+                                                   progress=False))
+    assert single.loss[0] != pytest.approx(history.loss[0], rel=1e-4)  # K = 5 averages other draws than K = 1
+
+
 def test_dreg_changes_the_encoder_gradient_but_not_the_decoder_gradient(digits_64):
     """Both estimators give the decoder Σ_k w̃_k ∇_θ log w_k; only the encoder's gradient differs (same samples)."""
     grads = {}
@@ -214,10 +237,11 @@ def test_iwae_training_settings_are_validated():
 
     with pytest.raises(ValueError, match="objective"):
         TrainConfig(objective="vimco")
-    with pytest.raises(ValueError, match="objective='iwae'"):
-        TrainConfig(k=5)  # k > 1 means nothing for the ELBO
+    assert TrainConfig(k=5).k == 5 and not TrainConfig(k=5).is_plain_elbo  # the K-sample ELBO
     with pytest.raises(ValueError, match="objective='iwae'"):
         TrainConfig(dreg=True)
+    with pytest.raises(ValueError, match="objective='iwae'"):
+        TrainConfig(k=5, dreg=True)
     with pytest.raises(ValueError, match="kl_weight"):
         TrainConfig(objective="iwae", k=5, kl_weight=0.5)
     with pytest.raises(ValueError, match="k must be >= 1"):

@@ -62,18 +62,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> str:
+def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
     """Write ``model.state_dict()`` to ``path`` with ``torch.save``; returns the file's SHA-256 hex digest.
 
     The file is written whole or not at all (a temporary file in the same directory, then renamed over ``path``);
-    the parent directory must exist. The digest depends on the weights only (not on the file's name).
+    the parent directory must exist. The digest depends on the weights only (not on the file's name). ``dtype``
+    (a floating dtype, e.g. ``torch.float16``, which halves a float32 file) stores every floating tensor rounded to
+    it; :func:`load_checkpoint` casts them back to the model's dtype (chapter 8's digits models).
     """
     model = _check_model(model)
     path = _check_path(path)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be None or a floating torch.dtype (e.g. torch.float16), got {dtype!r}")
     if not path.parent.is_dir():
         raise MissingFileError(f"the directory of path does not exist: {path.parent}")
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)  # in memory: the archive's inner name is torch's fixed "archive"
+    torch.save(state, buffer)  # in memory: the archive's inner name is torch's fixed "archive"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

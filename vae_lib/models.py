@@ -272,15 +272,18 @@ class VAE(nn.Module):
         """The training loss −L(θ, φ; x) per example (nats), shape (B,)."""
         return -self.elbo(x, 1, generator=generator)
 
-    def elbo_terms(self, x: Tensor, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """The two terms of L(θ, φ; x) with one reparameterized z ~ q_φ(z|x) (the training chapter).
+    def elbo_terms(self, x: Tensor, *, generator: torch.Generator,
+                   n_samples: int = 1) -> tuple[Tensor, Tensor]:
+        """The two terms of L(θ, φ; x) with reparameterized z_k ~ q_φ(z|x) (the training chapter).
 
-        Returns log p_θ(x|z) (B,) and KL(q_φ(z_l|x) || p(z_l)) for each latent dimension l (B, L): their
-        difference summed over l is the single-sample ELBO that :meth:`loss` negates.
+        Returns log p_θ(x|z) (B,), averaged over ``n_samples`` = K draws z_1 … z_K, and KL(q_φ(z_l|x) || p(z_l))
+        for each latent dimension l (B, L): their difference summed over l is the K-sample ELBO, the average of K
+        single-sample ELBOs (K = 1: what :meth:`loss` negates; chapter 8's "VAE with K samples").
         """
         check_generator(generator)
+        n_samples = check_count("n_samples", n_samples)
         q = self.posterior(x)
-        z = sample(q, 1, generator=generator)  # (1, B, L)
+        z = sample(q, n_samples, generator=generator)  # (K, B, L)
         return self.log_likelihood(x, z).mean(0), kl_divergence(q.base_dist, self.prior.base_dist)  # (B,), (B, L)
 
     def kl_per_dimension(self, x: Tensor) -> Tensor:

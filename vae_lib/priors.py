@@ -165,10 +165,12 @@ class MixturePriorVAE(VAE):
         z = sample(diag_gaussian(mean, log_var), n_samples, generator=generator)  # (K, B, L)
         return self.log_likelihood(x, z).mean(0) - self.mixture_prior._kl_upper_bound(mean, log_var).sum(-1)
 
-    def elbo_terms(self, x: Tensor, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """log p_θ(x|z) for one z ~ q_φ(z|x) (B,) and the KL bound per dimension KL̄_l (B, L); L̄ is their difference
-        summed over l (what :func:`vae_lib.train.fit` maximises)."""
+    def elbo_terms(self, x: Tensor, *, generator: torch.Generator,
+                   n_samples: int = 1) -> tuple[Tensor, Tensor]:
+        """log p_θ(x|z) averaged over ``n_samples`` draws z ~ q_φ(z|x) (B,) and the KL bound per dimension KL̄_l
+        (B, L); L̄ is their difference summed over l (what :func:`vae_lib.train.fit` maximises)."""
         check_generator(generator)
+        n_samples = check_count("n_samples", n_samples)
         mean, log_var = self.encode(x)  # (B, L) each
-        z = sample(diag_gaussian(mean, log_var), 1, generator=generator)  # (1, B, L)
+        z = sample(diag_gaussian(mean, log_var), n_samples, generator=generator)  # (K, B, L)
         return self.log_likelihood(x, z).mean(0), self.mixture_prior._kl_upper_bound(mean, log_var)

@@ -71,7 +71,9 @@ class TrainConfig:
 
     ``objective`` ``"iwae"`` minimises −L_K, the importance-weighted bound with ``k`` samples of q_φ(z|x) (Burda et al.,
     2016; :func:`vae_lib.iwae.iwae_loss`), for a :class:`vae_lib.VAE` with β = 1 and no free bits; ``dreg`` gives the
-    encoder DReG's gradient (Tucker et al., 2019) instead of IWAE's. ``"elbo"`` (the default) needs k = 1.
+    encoder DReG's gradient (Tucker et al., 2019) instead of IWAE's. ``"elbo"`` (the default) with ``k`` > 1 is the
+    K-sample ELBO, E_batch[(1/K) Σ_k log p_θ(x|z_k)] − KL: the average of K single-sample ELBOs (Burda et al.'s "VAE"
+    rows with k samples; a model with ``elbo_terms``); DReG needs ``"iwae"``.
     """
 
     epochs: int = 100
@@ -102,9 +104,9 @@ class TrainConfig:
         check_choice("objective", self.objective, _OBJECTIVES)
         check_count("k", self.k, maximum=100_000)
         check_bool("dreg", self.dreg)
-        if self.objective == "elbo" and (self.k != 1 or self.dreg):
-            raise ValueError(f"k = {self.k} and dreg = {self.dreg} need objective='iwae' (the ELBO uses one sample, "
-                             f"k = 1, and no DReG)")
+        if self.objective == "elbo" and self.dreg:
+            raise ValueError("dreg = True needs objective='iwae' (DReG is a gradient estimator of L_K; the ELBO's "
+                             "reparameterized gradient has no score-function term to remove)")
         if self.objective == "iwae" and not (self.kl_weight == 1.0 and self.kl_warmup_epochs == 0
                                              and self.free_bits == 0.0):
             raise ValueError("objective='iwae' is the bound L_K itself: it takes no kl_weight, kl_warmup_epochs or "
@@ -112,9 +114,10 @@ class TrainConfig:
 
     @property
     def is_plain_elbo(self) -> bool:
-        """True when the objective is exactly the negative ELBO (β = 1, no annealing, no free bits, not L_K)."""
+        """True when the objective is exactly the single-sample negative ELBO (β = 1, no annealing, no free bits,
+        k = 1, not L_K): what ``model.loss`` computes."""
         return (self.objective == "elbo" and self.kl_weight == 1.0 and self.kl_warmup_epochs == 0
-                and self.free_bits == 0.0)
+                and self.free_bits == 0.0 and self.k == 1)
 
 
 @dataclass
@@ -211,7 +214,7 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
         check_instance("model", model, VAE, "a vae_lib.VAE (objective='iwae' needs its encoder q_φ(z|x))")
         has_terms = False  # the history records −L_K as the loss
     elif not has_terms and not config.is_plain_elbo:
-        raise TypeError(f"kl_weight, kl_warmup_epochs and free_bits need a model with elbo_terms (a VAE), "
+        raise TypeError(f"kl_weight, kl_warmup_epochs, free_bits and k > 1 need a model with elbo_terms (a VAE), "
                         f"got {type(model).__name__}")
     x_train = _check_train_data(model, x_train)
     n = x_train.shape[0]
@@ -256,7 +259,10 @@ def fit(model: nn.Module, x_train: Tensor, config: TrainConfig) -> TrainHistory:
                     last_good.save_pending()
                 try:
                     if has_terms:
-                        log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
+                        if config.k == 1:
+                            log_lik, kl = model.elbo_terms(batch, generator=generator)  # (b,), (b, L)
+                        else:  # the K-sample ELBO: log p_θ(x|z) averaged over K draws
+                            log_lik, kl = model.elbo_terms(batch, generator=generator, n_samples=config.k)
                         loss = weighted_objective(log_lik, kl, beta, config.free_bits)
                     elif use_iwae:
                         loss = iwae_loss(model, batch, config.k, generator=generator, dreg=config.dreg).mean()
