@@ -262,7 +262,7 @@ class TestUse:
         x = torch.randn(50, 2)
         fig = mixture_figure(x, x + 1, torch.randn(50, 1), (x[:, 0] > 0).long(), title="t", max_points=20)
         assert len(fig.data[0].x) == len(fig.data[1].x) == 20
-        assert len(fig.data[2].x) + len(fig.data[3].x) == 50
+        assert sum(fig.data[2].y) + sum(fig.data[3].y) == 50  # the histograms' counts: every code
         with pytest.raises(ValueError, match="max_points"):
             mixture_figure(x, x, torch.randn(50, 1), (x[:, 0] > 0).long(), title="t", max_points=0)
 

@@ -21,7 +21,7 @@ from ._checks import check_count, check_mapping, check_numbers, check_real, chec
 from .estimators import TEST_FUNCTIONS, EstimatorComparison, exact_gradient, reparameterized_gradient
 from .estimators import score_function_gradient as _score_function_gradient
 from .explorer import Bars, Choice, Explorer, Lookup, Plane, Slider, VLine
-from .figures import OKABE_ITO
+from .figures import OKABE_ITO, histogram_bars
 
 __all__ = ["estimator_explorer", "gradient_histogram_figure", "training_curves_figure"]
 
@@ -154,9 +154,8 @@ def gradient_histogram_figure(estimates: Mapping[str, Tensor], exact: float, *, 
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=colours[k % 4], width=5),
                                      name=f"{name} (every repetition identical)"))
             continue
-        fig.add_trace(go.Histogram(x=_np32(v), xbins=dict(start=lo, end=hi, size=(hi - lo) / bins),
-                                   histnorm="probability density", name=name, opacity=0.6,
-                                   marker=dict(color=colours[k % 4])))
+        fig.add_trace(histogram_bars(v, np.linspace(lo, hi, bins + 1), name=name, colour=colours[k % 4],
+                                     density=True, opacity=0.6))
     fig.add_vline(x=exact, line=dict(color=EXACT_COLOUR, dash="dash", width=2), annotation_text="exact",
                   annotation_position="top right")
     fig.update_layout(barmode="overlay", title=title, height=420, plot_bgcolor="white",
@@ -164,10 +163,6 @@ def gradient_histogram_figure(estimates: Mapping[str, Tensor], exact: float, *, 
     fig.update_xaxes(title_text=x_title, showline=True, linecolor="#888888", gridcolor="#eeeeee")
     fig.update_yaxes(title_text="density over repetitions", showline=True, linecolor="#888888", gridcolor="#eeeeee")
     return fig
-
-
-def _np32(t: Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float32)
 
 
 def training_curves_figure(losses: Mapping[str, Sequence[float]], *, title: str,

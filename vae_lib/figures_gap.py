@@ -32,9 +32,9 @@ from ._checks import (
     check_text,
 )
 from .explorer import Background, Choice, Curve, Ellipse, Explorer, Lookup, Plane, Slider
-from .figures import DIGIT_SYMBOLS, OKABE_ITO, _np
+from .figures import DIGIT_SYMBOLS, OKABE_ITO, _np, histogram_bars
 from .gap import KLDirectionFit
-from .toy import LatentGrid
+from .quadrature import LatentGrid
 
 __all__ = ["gap_histogram_figure", "gap_vs_kl_figure", "iwae_curve_figure", "kl_directions_explorer"]
 
@@ -85,7 +85,7 @@ def kl_directions_explorer(grid: LatentGrid, fits: Sequence[KLDirectionFit], *,
     values relative to the peak, 3 decimals), for page weight; the ellipses are computed from each fit's mean and
     log variance by the explorer's program.
     """
-    check_instance("grid", grid, LatentGrid, "a vae_lib.toy.LatentGrid")
+    check_instance("grid", grid, LatentGrid, "a vae_lib.quadrature.LatentGrid")
     check_sequence("fits", fits)
     check_numbers("window", window)
     check_count("stride", stride)
@@ -192,11 +192,10 @@ def gap_histogram_figure(values: Mapping[str, Tensor], *, title: str, x_title: s
     fig = go.Figure()
     arrays = [_np(torch.as_tensor(v)) for v in values.values()]
     lo, hi = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
-    bins = dict(start=lo, end=hi, size=(hi - lo) / nbins if hi > lo else 1.0)  # shared bins: comparable bar heights
+    edges = np.linspace(lo, hi, nbins + 1) if hi > lo else np.array([lo, lo + 1.0])  # shared: comparable heights
     for k, (name, a) in enumerate(zip(values, arrays, strict=True)):
         colour = [OKABE_ITO[4], OKABE_ITO[5], OKABE_ITO[2], OKABE_ITO[0]][k % 4]
-        fig.add_trace(go.Histogram(x=a, xbins=bins, name=f"{name} (mean {a.mean():.2f})", opacity=0.6,
-                                   marker=dict(color=colour)))
+        fig.add_trace(histogram_bars(a, edges, name=f"{name} (mean {a.mean():.2f})", colour=colour, opacity=0.6))
         fig.add_vline(x=float(a.mean()), line=dict(color=colour, dash="dash", width=2))
     fig.update_layout(barmode="overlay", title=title, height=420, legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(title_text=x_title)

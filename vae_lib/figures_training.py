@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
@@ -20,7 +21,7 @@ from ._checks import (
     check_tensor_mapping,
     check_text,
 )
-from .figures import OKABE_ITO, _np
+from .figures import OKABE_ITO, _np, histogram_bars
 from .train import TrainHistory
 
 __all__ = ["history_figure", "kl_per_dimension_figure", "latent_density_figure", "mixture_figure",
@@ -95,10 +96,11 @@ def mixture_figure(x_data: Tensor, x_model: Tensor, codes: Tensor, component: Te
     fig.add_trace(go.Scatter(x=xm[:, 0], y=xm[:, 1], mode="markers", name="model samples",
                              marker=dict(color=OKABE_ITO[5], size=4, opacity=0.6, symbol="diamond")), row=1, col=1)
     z, comp = _np(codes).reshape(-1), _np(component).reshape(-1)
+    edges = np.histogram_bin_edges(z.astype(np.float64), bins=60)  # shared by both components
     for c, (name, colour) in enumerate((("data from the left component", OKABE_ITO[4]),
                                         ("data from the right component", OKABE_ITO[0]))):
-        fig.add_trace(go.Histogram(x=z[comp == c], name=name, marker=dict(color=colour), opacity=0.75, nbinsx=60),
-                      row=1, col=2)
+        if (comp == c).any():
+            fig.add_trace(histogram_bars(z[comp == c], edges, name=name, colour=colour, opacity=0.75), row=1, col=2)
     fig.update_xaxes(title_text="x₁", row=1, col=1)
     fig.update_yaxes(title_text="x₂", scaleanchor="x", row=1, col=1)
     fig.update_xaxes(title_text="z (posterior mean)", row=1, col=2)
@@ -127,16 +129,34 @@ def kl_per_dimension_figure(kl: Mapping[str, Tensor], *, threshold: float, title
 
 def score_figure(scores: Mapping[str, Tensor], *, title: str, x_title: str = "ELBO L(θ, φ; x)  [nats]",
                  order: Sequence[str] | None = None) -> go.Figure:
-    """Box plots of a per-input score (one box per group of inputs), e.g. the ELBO of odd inputs."""
+    """Box plots of a per-input score (one box per group of inputs, the first at the top), e.g. the ELBO of odd
+    inputs: the box spans the quartiles with a line at the median, the whiskers reach the furthest scores within
+    1.5 interquartile ranges of the box (Tukey's), and the scores beyond are drawn one by one. Drawn with bar and
+    scatter traces (the book's plotly.js bundle has no box trace type)."""
     check_tensor_mapping("scores", scores, nonempty=True)
     check_text("title", title)
     check_text("x_title", x_title)
     if order is not None:
         check_sequence("order", order)
+    names = list(order or scores)
     fig = go.Figure()
-    for k, name in enumerate(order or list(scores)):
-        fig.add_trace(go.Box(x=_np(scores[name]).reshape(-1), name=name, boxpoints="outliers",
-                             marker=dict(color=_LINE_COLOURS[k % len(_LINE_COLOURS)])))
+    for k, name in enumerate(names):
+        v = np.sort(_np(scores[name]).reshape(-1).astype(np.float64))  # (n,)
+        q1, median, q3 = np.percentile(v, [25, 50, 75])  # linear interpolation, as plotly's boxes
+        inside = v[(v >= q1 - 1.5 * (q3 - q1)) & (v <= q3 + 1.5 * (q3 - q1))]
+        outliers = v[(v < inside[0]) | (v > inside[-1])]
+        colour, y = _LINE_COLOURS[k % len(_LINE_COLOURS)], len(names) - 1 - k
+        fig.add_trace(go.Bar(x=[q3 - q1], base=[q1], y=[y], orientation="h", width=0.5, name=name,
+                             marker=dict(color=colour, opacity=0.35, line=dict(color=colour, width=2)),
+                             hovertemplate=f"{name}<br>quartiles {q1:.4g} to {q3:.4g}, median {median:.4g}"
+                                           "<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[inside[0], q1, None, q3, inside[-1], None, median, median],
+                                 y=[y, y, None, y, y, None, y - 0.25, y + 0.25], mode="lines", name=name,
+                                 line=dict(color=colour, width=2), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=outliers, y=np.full(len(outliers), float(y)), mode="markers", name=name,
+                                 marker=dict(color=colour, size=5), hovertemplate="%{x:.4g}<extra></extra>"))
     fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(tickvals=list(range(len(names))), ticktext=names[::-1], range=[-0.6, len(names) - 0.4],
+                     showgrid=False)
     fig.update_layout(title=title, height=120 + 70 * len(scores), showlegend=False, margin=dict(l=160))
     return fig
