@@ -67,60 +67,77 @@ def active_units(posterior_means: Tensor, threshold: float = 1e-2) -> tuple[int,
     return int((activity > threshold).sum()), activity
 
 
-def iwae_surrogate(log_joint: Callable[[Tensor], Tensor], mean: Tensor, log_var: Tensor, k: int, *,
-                   generator: torch.Generator, dreg: bool = False) -> Tensor:
-    """A surrogate per example, shape (B,), whose value is the K-sample estimate of L_K and whose gradient is
-    the IWAE gradient Σ_k w̃_k ∇ log w_k or, with ``dreg``, DReG's for (μ, log σ²).
+def iwae_surrogate(log_joint: Callable[[Tensor], Tensor], mean: Tensor,
+                   log_var: Tensor, k: int, *, generator: torch.Generator,
+                   dreg: bool = False) -> Tensor:
+    """A surrogate per example, (B,): its value is the K-sample estimate of
+    L_K, its gradient IWAE's Σ_k w̃_k ∇ log w_k or, with ``dreg``, DReG's.
 
-    ``log_joint(z)`` returns log p_θ(x, z) for z of shape (K, B, L), shape (K, B); ``mean`` and ``log_var`` (B, L)
-    parameterise q_φ(z|x) = N(μ, diag σ²). With ``dreg`` the log-weights use log q with (μ, log σ²) held fixed,
-    so φ reaches them only through z_k, and a hook scales the gradient arriving at z_k by w̃_k: the encoder receives
-    Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ, the decoder Σ_k w̃_k ∇_θ log w_k (the same as IWAE's).
+    ``log_joint(z)`` returns log p_θ(x, z) for z of shape (K, B, L) as
+    (K, B); ``mean`` and ``log_var`` (B, L) parameterise
+    q_φ(z|x) = N(μ, diag σ²). With ``dreg`` the log-weights use log q with
+    (μ, log σ²) held fixed, so φ reaches them only through z_k, and a hook
+    scales the gradient arriving at z_k by w̃_k: the encoder receives
+    Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ, the decoder Σ_k w̃_k ∇_θ log w_k
+    (the same as IWAE's).
     """
     if not callable(log_joint):
-        raise TypeError(f"log_joint must be callable (z (K, B, L) -> log p(x, z) (K, B)), "
-                        f"got {type(log_joint).__name__}")
+        raise TypeError("log_joint must be callable (z (K, B, L) -> "
+                        f"log p(x, z) (K, B)), got {type(log_joint).__name__}")
     mean = as_tensor("mean", mean, ndim=2, nonempty=True)
     log_var = as_tensor("log_var", log_var, ndim=2, nonempty=True)
     if mean.shape != log_var.shape:
-        raise ValueError(f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape")
+        raise ValueError(f"mean {tuple(mean.shape)} and log_var "
+                         f"{tuple(log_var.shape)} must have the same shape")
     k = check_count("k", k)
     check_generator(generator)
     check_bool("dreg", dreg)
-    eps = torch.randn((k, *mean.shape), generator=generator, dtype=mean.dtype)  # (K, B, L)
+    eps = torch.randn((k, *mean.shape), generator=generator,
+                      dtype=mean.dtype)  # (K, B, L)
     std = torch.exp(0.5 * log_var)
     z = mean + std * eps  # (K, B, L), reparameterized
-    q_mean, q_log_var = (mean.detach(), log_var.detach()) if dreg else (mean, log_var)
-    log_q = (-0.5 * (z - q_mean) ** 2 * torch.exp(-q_log_var) - 0.5 * q_log_var
-             - 0.5 * math.log(2 * math.pi)).sum(-1)  # (K, B)
+    if dreg:  # φ reaches log q only through z
+        q_mean, q_log_var = mean.detach(), log_var.detach()
+    else:
+        q_mean, q_log_var = mean, log_var
+    log_q = (-0.5 * (z - q_mean) ** 2 * torch.exp(-q_log_var)
+             - 0.5 * q_log_var - 0.5 * math.log(2 * math.pi)).sum(-1)  # (K, B)
     log_p = log_joint(z)
     if not isinstance(log_p, Tensor) or log_p.shape != log_q.shape:
-        got = tuple(log_p.shape) if isinstance(log_p, Tensor) else type(log_p).__name__
-        raise ValueError(f"log_joint must return log p(x, z) of shape {tuple(log_q.shape)} (K, B), got {got}")
+        got = (tuple(log_p.shape) if isinstance(log_p, Tensor)
+               else type(log_p).__name__)
+        raise ValueError("log_joint must return log p(x, z) of shape "
+                         f"{tuple(log_q.shape)} (K, B), got {got}")
     log_w = log_p - log_q  # (K, B)
-    bound = iwae_bound(log_w)  # (B,)
+    bound = iwae_bound(log_w)  # (B,): log (1/K) Σ_k w_k
     if not dreg:
-        return bound
+        return bound  # autograd: Σ_k w̃_k ∇ log w_k
     w_tilde = torch.softmax(log_w.detach(), dim=0)  # (K, B)
-    if z.requires_grad:
-        z.register_hook(lambda grad: grad * w_tilde.unsqueeze(-1))  # w̃_k (w̃_k ∂log w_k/∂z_k) reaches φ
-    surrogate = (w_tilde * log_w).sum(0)  # (B,): gradient Σ_k w̃_k ∇ log w_k before the hook
+    if z.requires_grad:  # w̃_k (w̃_k ∂log w_k/∂z_k) reaches φ
+        z.register_hook(lambda grad: grad * w_tilde.unsqueeze(-1))
+    # gradient Σ_k w̃_k ∇ log w_k before the hook
+    surrogate = (w_tilde * log_w).sum(0)  # (B,)
     return bound.detach() + surrogate - surrogate.detach()
 
 
-def iwae_loss(model: VAE, x: Tensor, k: int, *, generator: torch.Generator, dreg: bool = False) -> Tensor:
-    """−L_K(x) for the book's VAE with K samples of its q_φ(z|x), shape (B,); IWAE or (``dreg``) DReG gradients.
+def iwae_loss(model: VAE, x: Tensor, k: int, *, generator: torch.Generator,
+              dreg: bool = False) -> Tensor:
+    """−L_K(x) for the book's VAE with K samples of its q_φ(z|x), shape (B,);
+    IWAE or (``dreg``) DReG gradients.
 
-    K = 1 is the single-sample ELBO with log q evaluated at the sample (its expectation equals ``model.loss``'s).
+    K = 1 is the single-sample ELBO with log q evaluated at the sample (its
+    expectation equals ``model.loss``'s).
     """
-    check_instance("model", model, VAE, "a vae_lib.VAE (the IWAE loss needs its encoder q_φ(z|x))")
+    check_instance("model", model, VAE,
+                   "a vae_lib.VAE (the IWAE loss needs its encoder q_φ(z|x))")
     x = model.flatten_data(x)  # (B, D)
     mean, log_var = model.encode(x)  # (B, L) each
 
-    def log_joint(z: Tensor) -> Tensor:
-        return model.log_likelihood(x, z) + model.prior.log_prob(z)  # (K, B)
+    def log_joint(z: Tensor) -> Tensor:  # (K, B, L) -> (K, B)
+        return model.log_likelihood(x, z) + model.prior.log_prob(z)
 
-    return -iwae_surrogate(log_joint, mean, log_var, k, generator=generator, dreg=dreg)
+    return -iwae_surrogate(log_joint, mean, log_var, k, generator=generator,
+                           dreg=dreg)
 
 
 @dataclass
