@@ -145,7 +145,7 @@ def test_a_fitted_flow_closes_most_of_the_gap(folded):
 def test_description(explorer, folded):
     spec = explorer.spec()
     (slider,) = spec["controls"]
-    assert slider["snap"] and (slider["low"], slider["high"], slider["step"], slider["value"]) == (0, 4, 1, 4)
+    assert slider["snap"] and (slider["low"], slider["high"], slider["step"], slider["value"]) == (0, 4, 1, 0)
     assert [op["op"] for op in spec["program"]] == ["flow_steps", "lookup"]
     op = spec["program"][0]
     assert op["depth"] == "T" and len(op["steps"]) == 4 and spec["data"][op["eps"]]["shape"] == [N_POINTS, 2]
@@ -193,6 +193,10 @@ def test_bad_input_is_named(folded, flow):
         flow_explorer(folded, X, "a flow", generator=torch.Generator())
     with pytest.raises(TypeError, match="log_marginal"):
         flow_explorer(vae_lib.VAE(vae_lib.VAEConfig(latent_dim=2, hidden=(8,))), X, flow, generator=torch.Generator())
+    with pytest.raises(ValueError, match="at least one step"):
+        flow_explorer(folded, X, FlowPosterior(FlowConfig(n_steps=0)), generator=torch.Generator())
+    with pytest.raises(ValueError, match="start_depth"):
+        flow_explorer(folded, X, flow, generator=torch.Generator(), start_depth=5)
     amortised = FlowPosterior(FlowConfig(n_steps=2, amortised=True, free_base=False))
     with pytest.raises(ValueError, match="free flow"):
         flow_explorer(folded, X, amortised, generator=torch.Generator())
@@ -250,8 +254,8 @@ def test_the_page_runs_the_flow(open_page, explorer, flow):
     page, errors = open_page(explorer)
     z0, mean, log_var = base_points(explorer)
     edges = explorer.spec()["panels"][0]["layers"][0]["edges"]
-    for depth in (4, 0, 2):
-        if depth != 4:
+    for depth in (0, 4, 2):
+        if depth:
             page.evaluate(f"t => {HOST}.set('T', t)", depth)
         got = page.evaluate(READ, ["z", "log_q", "elbo", "gap"])
         z, log_det = truncated(flow, depth).flow(z0)  # the Python flow
@@ -284,6 +288,7 @@ def test_the_page_agrees_with_a_float32_flow(open_page, folded):
                       n_grid=21)
     page, errors = open_page(e)
     z0, mean, log_var = base_points(e)
+    page.evaluate(f"() => {HOST}.set('T', 3)")
     got = page.evaluate(READ, ["z", "log_q"])
     with torch.no_grad():
         z, log_det = flow32.flow(z0.to(torch.float32))  # the flow as it was fitted, in float32

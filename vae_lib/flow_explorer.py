@@ -80,19 +80,20 @@ def flow_elbo_by_step(model: LatentVariableModel, x: Tensor, flow: FlowPosterior
 
 
 def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *, generator: torch.Generator,
-                  n_points: int = 600, elbo_samples: int = 20_000, n_grid: int = 101,
+                  n_points: int = 600, elbo_samples: int = 20_000, n_grid: int = 101, start_depth: int = 0,
                   title: str = "Flow explorer: q_T(z|x) pushed onto the true posterior") -> Explorer:
     """The flow explorer (chapter 8) as an :class:`vae_lib.explorer.Explorer`: static in the page (the explorer as
     a cell's value, or ``.html()``), live in a kernel (``.live()``).
 
     ``flow`` is a free :class:`vae_lib.flows.FlowPosterior` with planar or radial steps fitted to one x of ``model``
-    (a 2-D latent model with an exact ``log_marginal``, e.g. ``vae_lib.folded_model()``). A slider sets T = 0 … T_max
-    (the flow's number of steps); the plane shows p_θ(z|x) on an ``n_grid`` × ``n_grid`` grid over [−2.5, 2.5]²
-    (relative to its peak) and ``n_points`` base draws z_0 ~ q_0 (from ``generator``) pushed through the first T steps,
-    coloured by log q_T(z_T|x) in four bands (edges: the quartiles of log q_T over every T); the page computes the
-    points and their densities. The readout: the ELBO of q_T by Monte Carlo (``elbo_samples`` draws,
-    :func:`flow_elbo_by_step`, ± its standard error), log p_θ(x) by the model's quadrature, and the gap
-    log p_θ(x) − ELBO = KL(q_T ‖ p_θ(z|x)); the second plot, the gap against T.
+    (a 2-D latent model with an exact ``log_marginal``, e.g. ``vae_lib.folded_model()``). A slider sets T = 0 …
+    T_max (the flow's number of steps; it starts at ``start_depth``, by default at q_0 itself); the plane shows
+    p_θ(z|x) on an ``n_grid`` × ``n_grid`` grid over [−2.5, 2.5]² (relative to its peak) and ``n_points`` base draws
+    z_0 ~ q_0 (from ``generator``) pushed through the first T steps, coloured by log q_T(z_T|x) in four bands
+    (edges: the quartiles of log q_T over every T); the page computes the points and their densities. The readout:
+    the ELBO of q_T by Monte Carlo (``elbo_samples`` draws, :func:`flow_elbo_by_step`, ± its standard error), log
+    p_θ(x) by the model's quadrature, and the gap log p_θ(x) − ELBO = KL(q_T ‖ p_θ(z|x)); the second plot, the gap
+    against T.
 
     Example (chapter 8)::
 
@@ -116,6 +117,9 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     if isinstance(getattr(model, "data_dim", None), int):
         check_last_dim("x", x, model.data_dim, "the model's data size D")
     depth_max = len(flow.steps)
+    if depth_max == 0:
+        raise ValueError("flow must have at least one step (FlowConfig(n_steps >= 1)): the slider moves through them")
+    start_depth = check_count("start_depth", start_depth, minimum=0, maximum=depth_max)
 
     eps = torch.randn((n_points, 2), generator=generator, dtype=torch.float64)  # (N, 2): the base draws' noise
     push = FlowSteps(tuple(flow.steps), flow.base_mean.detach()[0], flow.base_log_var.detach()[0], eps, "T", "z",
@@ -154,7 +158,7 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     gap_plane = Plane("gap KL(q_T ‖ p(z|x)) against T", "flow steps T", (-0.3, depth_max + 0.3), "gap [nats]",
                       (0.0, 1.1 * top), layers=(Curve("gap_curve", GAP_COLOUR, "gap after T steps"),
                                                 Marker("T", "gap", MARKER_COLOUR)), width=320, height=320)
-    controls = (Slider("T", "flow steps T", 0, depth_max, 1, depth_max, digits=0, snap=True),)
+    controls = (Slider("T", "flow steps T", 0, depth_max, 1, start_depth, digits=0, snap=True),)
     readout = ("T = {T:.0f}   ELBO L(q_T) = {elbo:.3f} ± {elbo_se:.3f}   log p(x) = {log_px:.3f}   "
                "gap = KL(q_T ‖ p(z|x)) = {gap:.3f}  [nats]")
     caption = (f"{title}. Move the slider (or focus it and press the arrow keys) to push {n_points} draws of the "
