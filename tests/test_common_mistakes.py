@@ -11,8 +11,6 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import common_mistakes as cm  # noqa: E402
@@ -89,6 +87,7 @@ def test_a_malformed_callout_is_refused(tmp_path, monkeypatch):
 
 
 def test_page_is_in_the_table_of_contents_before_the_references():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    files = [entry["file"] for entry in toc["chapters"]]
+    import book_toc
+
+    files = book_toc.files()
     assert files.index("book/common_mistakes") < files.index("book/references")

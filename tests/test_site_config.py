@@ -327,13 +327,25 @@ def test_launch_buttons_binder_and_colab_without_thebe():
 
 
 def test_every_chapter_is_a_notebook_so_it_gets_launch_buttons():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    chapters = [c["file"] for c in toc["chapters"]]
-    appendices = ["book/common_mistakes", "book/glossary", "book/references"]  # pages, not notebooks
-    for name in chapters[:-len(appendices)]:
+    sys.path.insert(0, str(ROOT / "tools"))
+    import book_toc
+
+    chapters, appendices = book_toc.chapters(), book_toc.appendix()
+    for name in chapters:
         assert (ROOT / f"{name}.ipynb").is_file(), f"{name} is not a notebook: no Binder/Colab button"
-    assert chapters[-len(appendices):] == appendices
+    assert appendices == ["book/common_mistakes", "book/glossary", "book/references"]  # pages, not notebooks
     assert all((ROOT / f"{name}.md").is_file() for name in appendices)
+    assert book_toc.files() == chapters + appendices  # the chapters first, numbered; then the appendix
+
+
+def test_the_chapters_are_numbered_and_the_appendix_is_not():
+    """Sphinx numbers the entries of a numbered toctree: the chapters are one part, numbered; the appendix pages
+    another, not numbered (with one numbered list they were chapters 8-10). The built pages' numbers are checked in
+    tests/test_browser.py."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert "options" not in toc and "chapters" not in toc, "one list for all pages would number the appendix too"
+    numbered = [part for part in toc["parts"] if part.get("numbered")]
+    assert len(numbered) == 1 and numbered[0] is toc["parts"][0] and numbered[0]["numbered"] is True
 
 
 # ---------------------------------------------------------------- the GitHub Pages workflow
