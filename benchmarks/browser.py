@@ -1,7 +1,8 @@
 """The built book in headless Chromium: page weight and load time, and the static explorers' update time.
 
-The HTML folder is served on 127.0.0.1 (plain HTTP, no compression, no cache headers) and opened with Debian's
-Chromium through Playwright, as tests/test_browser.py does; requests that leave localhost are blocked and counted.
+The HTML folder is served on 127.0.0.1 (plain HTTP, no compression, no cache headers) and opened with the Chromium
+the browser tests use (tests/browsers.py), through Playwright, as tests/test_browser.py does; requests that leave
+localhost are blocked and counted (tests/browsers.py's keep_local).
 Each page load uses a fresh browser context (empty cache), so the shared static files are transferred every time.
 
 * Page load (:func:`page_loads`), each of ``loads`` runs in fresh contexts (empty cache):
@@ -48,13 +49,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import browsers  # noqa: E402  (tests/browsers.py: which Chromium, its flags, requests kept on this machine)
+
 VIEWPORT = {"width": 1280, "height": 900}
 
 # b.drawn[i]: when figure i was first seen drawn (ms since navigation start); b.viewport: the figures that were in the
@@ -192,13 +192,15 @@ def serve(html: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def chromium() -> Iterator[object]:
-    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Chromium driven by Playwright: the one the browser tests use (``tests/browsers.py``: ``CHROMIUM``,
+    Playwright's own if installed, one on PATH, Debian's)."""
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        raise FileNotFoundError(f"{CHROMIUM} is missing: apt-get install chromium")
+    found = browsers.find_chromium()
+    if not isinstance(found, browsers.Found):
+        raise FileNotFoundError(found)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=found.executable, headless=True, args=browsers.ARGS)
         try:
             yield browser
         finally:
@@ -218,21 +220,13 @@ class Visit:
         self.outside: list[str] = []
         self.context = browser.new_context(viewport=VIEWPORT)
         self.context.add_init_script(INIT_SCRIPT)
-        self.context.route("**/*", self._route)
+        browsers.keep_local(self.context, self.outside)
         self.page = self.context.new_page()
         self.cdp = self.context.new_cdp_session(self.page)
         self.cdp.send("Performance.enable", {"timeDomain": "threadTicks"})  # durations in CPU time
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.goto(url, wait_until="load")
-
-    def _route(self, route) -> None:
-        url = route.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            self.outside.append(url)
-            route.abort()
 
     def main_thread_cpu_ms(self) -> float:
         """CPU time used so far by the page's main thread (Chrome's ThreadTime metric), in ms."""

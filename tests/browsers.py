@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 # Hides every browser: CHROMIUM=none python -m pytest ... runs the suite as on a machine without one.
 HIDDEN = "none"
@@ -97,6 +98,22 @@ def require_chromium() -> Found:
     if in_ci():
         pytest.fail(f"CI=true and {found}", pytrace=False)
     pytest.skip(found)
+
+
+def keep_local(target, outside: list[str]) -> None:
+    """Let ``target`` (a Playwright Page or BrowserContext) load only from this machine (127.0.0.1, localhost) and
+    from data:/blob: URLs: any other request is aborted and its URL appended to ``outside``. The built book must
+    work offline; a test or benchmark asserts that ``outside`` stayed empty."""
+
+    def route(r) -> None:
+        url = r.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    target.route("**/*", route)
 
 
 @contextmanager

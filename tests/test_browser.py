@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
+import browsers  # tests/browsers.py (this folder is on sys.path under pytest)
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -95,16 +95,7 @@ class PageVisit:
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-        def route(r):
-            host = urlparse(r.request.url).hostname
-            if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-                r.continue_()
-            else:
-                self.outside.append(r.request.url)
-                r.abort()
-
-        self.page.route("**/*", route)
+        browsers.keep_local(self.page, self.outside)
         self.page.goto(url, wait_until="load")
         self.page.wait_for_timeout(1500)  # MathJax and plotly finish drawing
 
