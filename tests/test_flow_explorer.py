@@ -121,6 +121,9 @@ def test_elbo_of_the_base_is_the_quadrature_elbo_and_the_last_is_the_flows(folde
     grid = latent_grid(7.0, 561, 2)
     exact0 = quadrature_elbo(log_joint_on_grid(folded, X, grid), grid, diag_gaussian(mean, log_var)).item()
     assert rows[0]["elbo"] == pytest.approx(exact0, abs=4 * rows[0]["elbo_se"] + 1e-3)
+    with torch.no_grad():  # the whole flow: its ELBO by quadrature, log q_T on the grid by inverting the steps
+        exact = quadrature_elbo(log_joint_on_grid(folded, X, grid), grid, flow).item()
+    assert rows[-1]["elbo"] == pytest.approx(exact, abs=4 * rows[-1]["elbo_se"])
     log_w = flow_log_weights(X, folded, flow, 40_000, generator=torch.Generator().manual_seed(6))[:, 0]
     se = math.hypot(rows[-1]["elbo_se"], (log_w.std() / math.sqrt(40_000)).item())
     assert rows[-1]["elbo"] == pytest.approx(log_w.mean().item(), abs=4 * se)
