@@ -300,3 +300,99 @@ def test_the_page_agrees_with_a_float32_flow(open_page, folded):
     assert torch.allclose(page_matrix(got["z"]), z.double(), atol=1e-5, rtol=0)
     assert torch.allclose(page_matrix(got["log_q"])[0], log_q.double(), atol=1e-4, rtol=0)
     assert not errors
+
+
+# ---------------------------------------------------------------- live, in a running JupyterLab
+LIVE_CELLS = [
+    "import torch\nimport vae_lib",
+    # the flow of the tests above (scrambled: steps far from the identity), built in the kernel
+    "flow = vae_lib.FlowPosterior(vae_lib.FlowConfig(kind='planar', n_steps=4, dtype=torch.float64, seed=7))\n"
+    "g = torch.Generator().manual_seed(7)\n"
+    "with torch.no_grad():\n"
+    "    for p in flow.parameters():\n"
+    "        p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))\n"
+    "    flow.base_log_var.mul_(0.3)\n"
+    "x = torch.tensor([[1.0, 0.5]], dtype=torch.float64)\n"
+    "explorer = vae_lib.flow_explorer(vae_lib.folded_model(sigma=0.3), x, flow,\n"
+    "                                 generator=torch.Generator().manual_seed(1), n_points=300,\n"
+    "                                 elbo_samples=4000, n_grid=51)",
+    "live = explorer.live()\nlive",
+]
+# what the kernel holds: the widget's T and the first T steps of the flow applied to the explorer's own base points
+KERNEL_FLOW = """import json as _j
+from vae_lib.explorer import FlowSteps as _F
+_op = next(o for o in explorer.program if isinstance(o, _F))
+_t = int(live.state.get('T', 0))
+_z = _op.mean + torch.exp(0.5 * _op.log_var) * _op.eps
+_ld = torch.zeros(_z.shape[0], dtype=torch.float64)
+with torch.no_grad():
+    for _s in flow.steps[:_t]:
+        _z, _d = _s(_z)
+        _ld = _ld + _d
+print(_j.dumps({'T': _t, 'z': _z.flatten().tolist(), 'log_det': _ld.tolist()}))
+"""
+LIVE_STATE = """(cell) => {
+    const host = cell.querySelector('.vae-explorer').parentNode, v = host.explorer.values();
+    const paths = Array.from(cell.querySelectorAll('.vae-explorer-points path'));
+    return {T: v.T, seq: v['#seq'], sent: v['#sent'], z: v.z && v.z.d ? Array.from(v.z.d) : null,
+            drawn: paths.map(p => (p.getAttribute('d') || '').split('M').length - 1)
+                        .reduce((a, b) => a + b, 0),
+            readout: cell.querySelector('.vae-explorer-readout').textContent};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_live_explorer_runs_the_flow_in_the_kernel(browser, tmp_path):
+    """In JupyterLab, the live flow explorer draws the points the kernel computes; the arrow key on the slider is the
+    explorer's (the kernel pushes the points one step further and the notebook's active cell stays)."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import nbformat
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_live_lab import KERNEL_ROUND_TRIP_MS, Lab, LabPage
+
+    lab = Lab(tmp_path)
+    page = None
+    try:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in LIVE_CELLS])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, lab.root / "flow.ipynb")
+        lab.wait_until_up()
+        page = LabPage(browser)
+        page.open(lab, "flow.ipynb")
+        page.run_all()
+        cell = page.page.evaluate_handle("() => window.__panel.content.widgets[2].node").as_element()
+        cell.wait_for_selector(".vae-explorer input[type=range]", timeout=KERNEL_ROUND_TRIP_MS)
+        page.page.wait_for_function(f"(cell) => ({LIVE_STATE})(cell).z !== null", arg=cell,
+                                    timeout=KERNEL_ROUND_TRIP_MS)
+        for step in (0, 1):
+            state = page.page.evaluate(LIVE_STATE, cell)
+            kernel = page.kernel_json(KERNEL_FLOW)
+            assert state["T"] == kernel["T"] == step
+            assert state["z"] == pytest.approx(kernel["z"], abs=1e-12)  # the kernel's own flow, as the page draws it
+            assert state["drawn"] == N_POINTS and f"T = {step}" in state["readout"]
+            if step == 0:
+                assert max(abs(d) for d in kernel["log_det"]) == 0
+                active = page.page.evaluate("() => window.__panel.content.activeCellIndex")
+                cell.query_selector(".vae-explorer input[type=range]").press("ArrowRight")
+                page.page.wait_for_function(f"""(cell) => {{ const s = ({LIVE_STATE})(cell);
+                    return s.T === 1 && s.seq === s.sent; }}""", arg=cell, timeout=KERNEL_ROUND_TRIP_MS)
+                deadline = time.monotonic() + KERNEL_ROUND_TRIP_MS / 1000
+                while page.kernel_json(KERNEL_FLOW)["T"] != 1:
+                    assert time.monotonic() < deadline, "the key press did not reach the kernel"
+                    page.page.wait_for_timeout(200)
+                assert page.page.evaluate("() => window.__panel.content.activeCellIndex") == active
+        assert max(abs(d) for d in kernel["log_det"]) > 0.01  # one step moved the points
+        assert page.errors == [] or all("_markdownOverlapsToolbar" in e for e in page.errors), page.errors
+        assert page.kernel_troubles() == []
+    except BaseException:
+        print(f"page errors: {page and page.errors}\nconsole: {page and page.console_errors}\n{lab.log_tail()}")
+        raise
+    finally:
+        if page is not None:
+            page.page.close()
+        lab.shutdown()
