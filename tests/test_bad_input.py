@@ -719,15 +719,15 @@ def _issue_cases() -> dict[str, tuple[Callable[[], object], type, str]]:
     from vae_lib.collapse import mean_kl_per_dimension
     from vae_lib.estimators import standard_error
     from vae_lib.evaluation import log_evidence, nll_nats_per_image
-    from vae_lib.gap import latent_grid, log_likelihood_on_grid, posterior_moments
+    from vae_lib.quadrature import latent_grid, log_joint_on_grid, posterior_moments
     from vae_lib.generation import elbo_score, interpolate
 
     vae = VAE(VAEConfig(hidden=(8,)))
     grid = latent_grid(3.0, 5)
     empty = torch.zeros(0, 64)
     return {
-        "levels 2.5 are not truncated": (lambda: log_likelihood_on_grid(vae, X + 0.5, grid), ValueError, "x"),
-        "levels above n_levels": (lambda: log_likelihood_on_grid(vae, X + 17, grid), ValueError, "x"),
+        "levels 2.5 are not truncated": (lambda: log_joint_on_grid(vae, X + 0.5, grid), ValueError, "x"),
+        "levels above n_levels": (lambda: log_joint_on_grid(vae, X + 17, grid), ValueError, "x"),
         "importance sampling of no rows": (
             lambda: vae_lib.log_marginal_importance(empty, vae, vae.prior, 4, generator=_gen()), ValueError, "x"),
         "log_evidence of no rows": (lambda: log_evidence(vae, empty, 4, generator=_gen()), ValueError, "x"),

@@ -13,23 +13,17 @@ import pytest
 import torch
 
 import vae_lib
-from vae_lib import figures_gap, gap
+from vae_lib import figures_gap, gap, quadrature
 from vae_lib.estimators import compare_estimators
 from vae_lib.explorer import Affine, Explorer
 from vae_lib.figures_estimators import REPARAM_COLOUR, SCORE_COLOUR, _histograms, estimator_explorer
-from vae_lib.posterior_explorer import (
-    LOG_SIGMA_RANGE,
-    MU_RANGE,
-    AscentConfig,
-    ascend_elbo,
-    posterior_explorer,
-    posterior_grid,
-    quadrature_elbo,
-)
+from vae_lib.posterior_explorer import LOG_SIGMA_RANGE, MU_RANGE, ascend_elbo, posterior_explorer
+from vae_lib.quadrature import GaussianFitConfig
 
 FOLDED_XS = [torch.tensor([1.0, 0.5]), torch.tensor([-0.5, -0.5])]
 LABELS = ["bimodal", "unimodal"]
 STEPS = 60
+ASCENT = GaussianFitConfig(steps=STEPS, learning_rate=0.05, decay_to=1.0)  # the explorer's button, 60 steps
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +32,24 @@ def folded():
 
 
 @pytest.fixture(scope="module")
-def grid(folded):
-    return posterior_grid(folded, torch.stack(FOLDED_XS))
+def grid():
+    return quadrature.latent_grid(4.0, 121)  # the explorer's default grid
+
+
+@pytest.fixture(scope="module")
+def log_joint(folded, grid):
+    return quadrature.log_joint_on_grid(folded, torch.stack(FOLDED_XS), grid)  # (G, 2 presets)
+
+
+def quadrature_elbo(log_joint, grid, preset: int, q: list[float]) -> float:
+    """L(q) of N((q₀, q₁), diag e^(2 q₂), e^(2 q₃)) for one preset, by vae_lib.quadrature."""
+    t = torch.tensor(q, dtype=torch.float64)
+    return quadrature.elbo(log_joint[:, preset:preset + 1], grid, vae_lib.diag_gaussian(t[None, :2], 2 * t[None, 2:]))
 
 
 @pytest.fixture(scope="module")
 def posterior(folded):
-    return posterior_explorer(folded, FOLDED_XS, LABELS, ascent=AscentConfig(steps=STEPS))
+    return posterior_explorer(folded, FOLDED_XS, LABELS, ascent=ASCENT)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def estimator(comparison):
 def fits(folded):
     x = torch.tensor([[0.25, 0.5], [1.5, 0.5], [3.0, 0.5]], dtype=torch.float64)
     return gap.fit_kl_directions(folded, x, torch.tensor([0.3, 0.0]), torch.tensor([-2.4, -2.4]),
-                                 gap.GaussianFitConfig(steps=60, learning_rate=0.2))
+                                 GaussianFitConfig(steps=60, learning_rate=0.2))
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +82,17 @@ def q_state(preset: int, q: list[float]) -> dict:
 # ---------------------------------------------------------------- the posterior explorer against the maths
 @pytest.mark.parametrize("preset, q", [(0, [0.5, 0.0, -1.0, -1.0]), (1, [-0.3, -0.4, -1.4, -0.8]),
                                        (0, [1.0, 0.4, -1.8, -1.2])])
-def test_posterior_explorer_evaluates_the_quadrature_elbo(posterior, grid, preset, q):
+def test_posterior_explorer_evaluates_the_quadrature_elbo(posterior, grid, log_joint, preset, q):
     v = posterior.evaluate(q_state(preset, q))  # the page's data: the log joint as float32
-    elbo = quadrature_elbo(grid, preset, torch.tensor(q[:2], dtype=torch.float64),
-                           torch.tensor(q[2:], dtype=torch.float64)).item()
+    elbo = quadrature_elbo(log_joint, grid, preset, q).item()
+    log_px = quadrature.log_marginal(log_joint, grid)
     assert v["elbo"] == pytest.approx(elbo, abs=1e-4)
-    assert v["log_px"] == pytest.approx(grid.log_evidence[preset].item(), abs=1e-4)
+    assert v["log_px"] == pytest.approx(log_px[preset].item(), abs=1e-4)
     assert v["gap"] == pytest.approx(v["log_px"] - v["elbo"], abs=1e-12) and v["gap"] > 0
     exact = posterior.evaluate(q_state(preset, q), exact=True)  # the live widget's: full precision
     assert exact["elbo"] == pytest.approx(elbo, abs=1e-10)
     # the background: the chosen preset's posterior relative to its peak
-    post = grid.log_posterior()[preset].exp()
+    post = quadrature.log_posterior(log_joint, grid)[preset].exp().reshape(grid.shape)  # (n2, n1)
     assert torch.allclose(v["posterior"], post / post.max(), atol=1e-5)
     # q's ellipses: the sliders give log σ, the Ellipse op takes log σ² (an Affine step between them)
     for k in (1, 2):
@@ -117,15 +122,15 @@ def test_affine_op():
     assert values["b"].tolist() == [[2.5, -3.5]]
 
 
-def test_live_posterior_explorer_updates_and_runs_the_ascent(posterior, grid):
+def test_live_posterior_explorer_updates_and_runs_the_ascent(posterior, grid, log_joint):
     widget = posterior.live()
     values = widget.set(mu1=1.0)
-    assert values["elbo"] == pytest.approx(quadrature_elbo(grid, 0, torch.tensor([1.0, 0.0]),
-                                                           torch.tensor([-1.0, -1.0])).item(), abs=1e-10)
+    assert values["elbo"] == pytest.approx(quadrature_elbo(log_joint, grid, 0, [1.0, 0.0, -1.0, -1.0]).item(),
+                                           abs=1e-10)
     values = widget.set(x=1)
-    assert values["log_px"] == pytest.approx(grid.log_evidence[1].item(), abs=1e-10)
+    assert values["log_px"] == pytest.approx(quadrature.log_marginal(log_joint, grid)[1].item(), abs=1e-10)
     q = widget.ascend({"x": 1, "mu1": 1.0})  # the front end sends the choice's value (its index)
-    result = ascend_elbo(grid, 1, torch.tensor([1.0, 0.0]), torch.tensor([-1.0, -1.0]), AscentConfig(steps=STEPS))
+    result = ascend_elbo(log_joint[:, 1], grid, torch.tensor([1.0, 0.0]), torch.tensor([-1.0, -1.0]), ASCENT)
     assert list(q.values()) == pytest.approx([*result.mean.tolist(), *result.log_sigma.tolist()], abs=1e-12)
 
 
@@ -289,7 +294,7 @@ def js_minus(text: str) -> str:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_posterior_explorer_in_the_page(open_page, posterior, grid):
+def test_posterior_explorer_in_the_page(open_page, posterior, grid, log_joint):
     page, errors = open_page(posterior)
     assert_page_matches(page, posterior, {})
     for preset, q in [(1, [-0.3, -0.4, -1.4, -0.8]), (0, [1.0, 0.4, -1.8, -1.2])]:
@@ -311,8 +316,8 @@ def test_posterior_explorer_in_the_page(open_page, posterior, grid):
     before = page.evaluate(f"() => {HOST}.values().elbo")
     page.click("button.vae-explorer-button")
     page_values = page.evaluate(PAGE_VALUES)
-    result = ascend_elbo(grid, 1, torch.tensor([1.01, 0.4], dtype=torch.float64),
-                         torch.tensor([-1.8, -1.2], dtype=torch.float64), AscentConfig(steps=STEPS))
+    result = ascend_elbo(log_joint[:, 1], grid, torch.tensor([1.01, 0.4], dtype=torch.float64),
+                         torch.tensor([-1.8, -1.2], dtype=torch.float64), ASCENT)
     bounds = [MU_RANGE, MU_RANGE, LOG_SIGMA_RANGE, LOG_SIGMA_RANGE]
     expected_q = [min(max(v, lo), hi) for v, (lo, hi) in zip([*result.mean.tolist(), *result.log_sigma.tolist()],
                                                              bounds, strict=True)]

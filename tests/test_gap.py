@@ -1,8 +1,8 @@
 """vae_lib.gap (chapter 3, "The KL gap"): gap = KL, the two KL directions, L_K against K, the gap decomposition.
 
-Every quadrature result is checked against an exact answer: the linear-Gaussian model's closed forms (its posterior
-is Gaussian, so the best diagonal Gaussian in each KL direction is known exactly), brute-force sums over the grid,
-and the models' own log-likelihoods.
+Every result is checked against an exact answer: the linear-Gaussian model's closed forms (its posterior is Gaussian,
+so the best diagonal Gaussian in each KL direction is known exactly) and the models' own log-likelihoods. The
+quadrature itself (log p(x), the posterior, the ELBO, both KL directions, the fits) is tested in test_quadrature.py.
 """
 
 from __future__ import annotations
@@ -12,31 +12,28 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.distributions import MultivariateNormal
 
 from vae_lib import figures_gap
 from vae_lib.elbo import log_marginal_importance
 from vae_lib.gap import (
-    GaussianFitConfig,
-    elbo_quadrature,
-    fit_gaussian_elbo,
-    fit_gaussian_forward_kl,
     fit_kl_directions,
-    forward_kl_quadrature,
     gap_and_kl,
     gap_decomposition,
     iwae_curve,
-    latent_grid,
-    log_likelihood_on_grid,
-    log_marginal_quadrature,
-    log_posterior_quadrature,
     non_decreasing_within_error,
-    posterior_moments,
     random_diag_gaussians,
-    reverse_kl_quadrature,
 )
 from vae_lib.gaussian import diag_gaussian, kl_diag_gaussian_std_normal, kl_full_gaussians
 from vae_lib.models import VAE, VAEConfig
+from vae_lib.quadrature import (
+    GaussianFitConfig,
+    forward_kl,
+    latent_grid,
+    log_joint_on_grid,
+    log_posterior,
+    posterior_moments,
+    reverse_kl,
+)
 from vae_lib.toy import GridLatentModel, LinearGaussianModel, folded_model
 
 F64 = torch.float64
@@ -76,55 +73,6 @@ def small_vae() -> VAE:
 @pytest.fixture(scope="module")
 def digits_x() -> torch.Tensor:
     return torch.randint(0, 17, (4, 64), generator=gen(2)).float()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# quadrature on the grid
-# ---------------------------------------------------------------------------------------------------------
-class TestQuadrature:
-    def test_latent_grid(self):
-        grid = latent_grid(2.0, 5)
-        assert grid.points.shape == (25, 2) and grid.cell_volume == pytest.approx(1.0)
-        assert torch.equal(grid.points[1], torch.tensor([-1.0, -2.0], dtype=F64))  # z₁ varies fastest
-        assert latent_grid(1.0, 3, latent_dim=1).points.shape == (3, 1)
-
-    def test_categorical_vae_matrix_product_equals_log_likelihood(self, small_vae, digits_x):
-        grid = latent_grid(3.0, 9)
-        fast = log_likelihood_on_grid(small_vae, digits_x, grid, max_elements=17 * 64 * 10)  # several chunks
-        with torch.no_grad():
-            slow = small_vae.log_likelihood(digits_x, grid.points.unsqueeze(1).float())  # (G, B)
-        torch.testing.assert_close(fast, slow.double(), rtol=0, atol=1e-3)
-
-    def test_generic_path_equals_model_log_likelihood(self, folded):
-        x = torch.tensor([[1.0, 0.2], [0.5, -1.0]], dtype=F64)
-        grid = latent_grid(3.0, 7)
-        got = log_likelihood_on_grid(folded, x, grid, max_elements=10)
-        torch.testing.assert_close(got, folded.log_likelihood(x, grid.points.unsqueeze(1)), rtol=0, atol=1e-12)
-
-    def test_log_marginal_equals_closed_form(self, linear, linear_on_grid, xs):
-        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
-        torch.testing.assert_close(log_marginal_quadrature(ll, linear_on_grid.grid), linear.log_marginal(xs),
-                                   rtol=0, atol=1e-8)
-
-    def test_log_posterior_equals_closed_form(self, linear, linear_on_grid, xs):
-        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
-        got = log_posterior_quadrature(ll, linear_on_grid.grid)  # (B, G)
-        exact = linear.posterior(xs).log_prob(linear_on_grid.grid.points.unsqueeze(1)).T
-        near = exact > -20
-        torch.testing.assert_close(got[near], exact[near], rtol=0, atol=1e-8)
-
-    def test_elbo_equals_closed_form(self, linear, linear_on_grid, xs):
-        # L = E_q[log p(x|z)] − KL(q || p(z)), both in closed form for the linear-Gaussian model
-        mean = torch.tensor([[0.3, -0.2], [0.0, 0.5], [-0.4, 0.1]], dtype=F64)
-        log_var = torch.tensor([[-1.0, -2.0], [-0.5, -1.5], [-2.5, -0.3]], dtype=F64)
-        q = diag_gaussian(mean, log_var)
-        exact = (linear.expected_log_likelihood(xs, mean, torch.diag_embed(log_var.exp()))
-                 - kl_diag_gaussian_std_normal(mean, log_var))
-        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
-        torch.testing.assert_close(elbo_quadrature(ll, linear_on_grid.grid, q), exact, rtol=0, atol=1e-8)
-        # the separable (diagonal) path and the brute-force sum over all grid points agree
-        full = MultivariateNormal(mean, torch.diag_embed(log_var.exp()))
-        torch.testing.assert_close(elbo_quadrature(ll, linear_on_grid.grid, full), exact, rtol=0, atol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,29 +121,6 @@ class TestGapEqualsKL:
 # ---------------------------------------------------------------------------------------------------------
 class TestKLDirections:
     @pytest.mark.slow
-    def test_reverse_kl_on_a_gaussian_posterior_matches_the_precision_diagonal(self, linear, linear_on_grid, xs):
-        # best factorised q under KL(q || N(μ, Σ)): mean μ, variances 1 / (Σ⁻¹)_ll  (Bishop, PRML §10.1.2)
-        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
-        zeros = torch.zeros(3, 2, dtype=F64)
-        mean, log_var, elbo = fit_gaussian_elbo(ll, linear_on_grid.grid, zeros, zeros, GaussianFitConfig(steps=1000))
-        post = linear.posterior(xs)
-        precision = torch.linalg.inv(post.covariance_matrix)
-        torch.testing.assert_close(mean, post.loc, rtol=0, atol=1e-5)
-        torch.testing.assert_close(log_var.exp(), 1 / torch.diagonal(precision, dim1=-2, dim2=-1), rtol=0, atol=1e-5)
-        kl = kl_full_gaussians(mean, torch.diag_embed(log_var.exp()), post.loc, post.covariance_matrix)
-        torch.testing.assert_close(elbo, linear.log_marginal(xs) - kl, rtol=0, atol=1e-6)
-
-    def test_forward_kl_on_a_gaussian_posterior_matches_the_moments(self, linear, linear_on_grid, xs):
-        ll = log_likelihood_on_grid(linear_on_grid, xs, linear_on_grid.grid)
-        log_post = log_posterior_quadrature(ll, linear_on_grid.grid)
-        zeros = torch.zeros(3, 2, dtype=F64)
-        mean, log_var = fit_gaussian_forward_kl(log_post, linear_on_grid.grid, zeros, zeros)
-        post = linear.posterior(xs)
-        torch.testing.assert_close(mean, post.loc, rtol=0, atol=1e-5)
-        torch.testing.assert_close(log_var.exp(), torch.diagonal(post.covariance_matrix, dim1=-2, dim2=-1),
-                                   rtol=0, atol=1e-5)
-
-    @pytest.mark.slow
     def test_forward_kl_optimum_is_moment_matching_on_the_bimodal_posterior(self, folded):
         x = torch.tensor([[0.5, 0.5], [2.0, 0.5], [4.0, -1.0]], dtype=F64)
         fits = fit_kl_directions(folded, x, torch.tensor([0.3, 0.0]), torch.tensor([-2.4, -2.4]),
@@ -215,18 +140,8 @@ class TestKLDirections:
             q_rev = diag_gaussian(f.reverse_mean.unsqueeze(0), f.reverse_log_var.unsqueeze(0))
             q_fwd = diag_gaussian(f.forward_mean.unsqueeze(0), f.forward_log_var.unsqueeze(0))
             lp = f.log_posterior.unsqueeze(0)
-            assert reverse_kl_quadrature(lp, folded.grid, q_rev) <= reverse_kl_quadrature(lp, folded.grid, q_fwd) + 1e-9
-            assert forward_kl_quadrature(lp, folded.grid, q_fwd) <= forward_kl_quadrature(lp, folded.grid, q_rev) + 1e-9
-
-    def test_forward_kl_separable_equals_brute_force(self, folded):
-        x = torch.tensor([[1.0, 0.3], [2.5, -0.4]], dtype=F64)
-        lp = log_posterior_quadrature(log_likelihood_on_grid(folded, x, folded.grid), folded.grid)
-        mean = torch.tensor([[0.2, 0.1], [-0.5, 0.0]], dtype=F64)
-        log_var = torch.tensor([[0.1, -1.0], [-0.3, -1.2]], dtype=F64)
-        full = MultivariateNormal(mean, torch.diag_embed(log_var.exp()))
-        torch.testing.assert_close(forward_kl_quadrature(lp, folded.grid, diag_gaussian(mean, log_var)),
-                                   forward_kl_quadrature(lp, folded.grid, full), rtol=0, atol=1e-10)
-
+            assert reverse_kl(lp, folded.grid, q_rev) <= reverse_kl(lp, folded.grid, q_fwd) + 1e-9
+            assert forward_kl(lp, folded.grid, q_fwd) <= forward_kl(lp, folded.grid, q_rev) + 1e-9
 
 # ---------------------------------------------------------------------------------------------------------
 # the importance-weighted bound L_K
@@ -289,12 +204,12 @@ class TestGapDecomposition:
     def test_gap_equals_the_kl_divergence_from_the_normalised_posterior(self, small_vae, digits_x):
         grid = latent_grid(6.0, 121)
         dec = gap_decomposition(small_vae, digits_x, grid, GaussianFitConfig(steps=20))
-        log_post = log_posterior_quadrature(log_likelihood_on_grid(small_vae, digits_x, grid), grid)
+        log_post = log_posterior(log_joint_on_grid(small_vae, digits_x, grid), grid)
         with torch.no_grad():
             mean, log_var = (t.double() for t in small_vae.encode(digits_x))
-        kl = reverse_kl_quadrature(log_post, grid, diag_gaussian(mean, log_var))
+        kl = reverse_kl(log_post, grid, diag_gaussian(mean, log_var))
         torch.testing.assert_close(dec.gap, kl, rtol=0, atol=1e-6)
-        kl_opt = reverse_kl_quadrature(log_post, grid, diag_gaussian(dec.optimal_mean, dec.optimal_log_var))
+        kl_opt = reverse_kl(log_post, grid, diag_gaussian(dec.optimal_mean, dec.optimal_log_var))
         torch.testing.assert_close(dec.approximation_gap, kl_opt, rtol=0, atol=1e-6)
 
     @pytest.mark.slow
@@ -334,38 +249,17 @@ class TestGapDecomposition:
             est = log_marginal_importance(digits_x, small_vae, q, 4000, generator=gen(8), max_elements=2**13)
         torch.testing.assert_close(est.double(), dec.log_px, rtol=0, atol=0.02)
 
-    @pytest.mark.slow
-    def test_grid_refinement_changes_nothing(self, small_vae, digits_x):
-        coarse = log_marginal_quadrature(log_likelihood_on_grid(small_vae, digits_x, latent_grid(6.0, 121)),
-                                         latent_grid(6.0, 121))
-        fine = log_marginal_quadrature(log_likelihood_on_grid(small_vae, digits_x, latent_grid(7.0, 281)),
-                                       latent_grid(7.0, 281))
-        torch.testing.assert_close(coarse, fine, rtol=0, atol=1e-5)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # bad input and figures
 # ---------------------------------------------------------------------------------------------------------
 def test_bad_input(folded, small_vae, digits_x):
     grid = latent_grid(2.0, 5)
-    with pytest.raises(ValueError, match="bound"):
-        latent_grid(-1.0, 5)
-    with pytest.raises(ValueError, match="latent_dim"):
-        latent_grid(1.0, 5, latent_dim=3)
-    with pytest.raises(TypeError, match="grid"):
-        log_marginal_quadrature(torch.zeros(25, 2), "grid")
-    with pytest.raises(ValueError, match="log_lik"):
-        log_marginal_quadrature(torch.zeros(24, 2), grid)
-    with pytest.raises(ValueError, match="q must have batch shape"):
-        elbo_quadrature(torch.zeros(25, 2), grid, diag_gaussian(torch.zeros(3, 2), torch.zeros(3, 2)))
     with pytest.raises(TypeError, match="model"):
         gap_and_kl(small_vae, digits_x, torch.zeros(2, 2), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="sigma_range"):
         random_diag_gaussians(3, 2, mean_range=1.0, sigma_range=(0.5, 0.1), generator=gen(0))
     with pytest.raises(ValueError, match="log_var"):
-        fit_gaussian_elbo(torch.zeros(25, 2), grid, torch.zeros(2, 2), torch.zeros(3, 2))
-    with pytest.raises(ValueError, match="steps"):
-        GaussianFitConfig(steps=0)
+        gap_and_kl(folded, torch.zeros(1, 2), torch.zeros(2, 2), torch.zeros(3, 2))
     with pytest.raises(TypeError, match="vae"):
         gap_decomposition(folded, digits_x, grid)
 

@@ -6,6 +6,8 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.likelihoods` — decoder log-likelihoods log p_θ(x|z) with all constants;
 * :mod:`vae_lib.elbo` — the ELBO in three forms, importance weighting (IWAE), Monte Carlo evidence;
 * :mod:`vae_lib.toy` — toy models with exact log p(x) and exact posterior p(z|x);
+* :mod:`vae_lib.quadrature` — every integral over a 1-D or 2-D latent as a sum on a grid: log p(x), the exact
+  posterior, the quadrature ELBO, both KL directions, posterior moments and the Gaussian fits (chapters 1-3);
 * :mod:`vae_lib.data` — the two-Gaussian mixture and sklearn's digits with the book's fixed split;
 * :mod:`vae_lib.models`, :mod:`vae_lib.train` — the VAE, the autoencoder and the training loop;
 * :mod:`vae_lib.explorer` — the one explorer design (controls, panels, a program; drawn live in a kernel by
@@ -13,7 +15,7 @@ Chapters import from here; each submodule holds one concept:
   the latent explorer and the drawing pad; :mod:`vae_lib.posterior_explorer` — q(z|x) against the true posterior,
   with the ELBO and the gap read live (chapter 2);
 * :mod:`vae_lib.latent` — latent-space diagnostics;
-* :mod:`vae_lib.gap` — the KL gap: quadrature ELBOs, forward vs reverse KL fits, L_K against K, the
+* :mod:`vae_lib.gap` — the KL gap: gap against KL, forward vs reverse KL fits, L_K against K, the
   approximation/amortization split (chapter 3);
 * :mod:`vae_lib.estimators` — score-function vs reparameterization gradients, baselines (chapter 4);
 * :mod:`vae_lib.evaluation`, :mod:`vae_lib.pitfalls`, :mod:`vae_lib.collapse`, :mod:`vae_lib.generation` — scoring
@@ -83,15 +85,7 @@ from .latent_explorer import drawing_pad_explorer, latent_explorer
 from .likelihoods import bernoulli_log_likelihood, categorical_log_likelihood, gaussian_log_likelihood
 from .models import VAE, AEConfig, Autoencoder, VAEConfig
 from .networks import ConvConfig, ConvDecoder, ConvEncoder, conv_networks
-from .posterior_explorer import (
-    AscentConfig,
-    AscentResult,
-    PosteriorGrid,
-    ascend_elbo,
-    log_q_on_grid,
-    posterior_grid,
-    quadrature_elbo,
-)
+from .posterior_explorer import AscentResult, ascend_elbo
 from .priors import MixturePrior, MixturePriorConfig, MixturePriorVAE, mixture_kl_upper_bound
 from .toy import GridLatentModel, LinearGaussianModel, arc_model, folded_model
 from .train import TrainConfig, TrainHistory, TrainingDivergedError, fit
@@ -109,8 +103,7 @@ from .vq import (
 )
 
 __all__ = [
-    "AscentConfig", "AscentResult", "PosteriorGrid", "ascend_elbo", "log_q_on_grid",
-    "posterior_grid", "quadrature_elbo",
+    "AscentResult", "ascend_elbo",
     "AEConfig", "Autoencoder", "DIGIT_LEVELS", "DIGIT_SHAPE", "DigitsSplit", "GridLatentModel",
     "LinearGaussianModel", "TrainConfig", "TrainHistory", "TrainingDivergedError", "VAE", "VAEConfig", "arc_model",
     "bernoulli_log_likelihood", "categorical_log_likelihood", "decode_grid", "diag_gaussian",

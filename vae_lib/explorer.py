@@ -50,6 +50,7 @@ from ._checks import (
     check_sequence,
     check_text,
 )
+from .quadrature import LatentGrid
 
 __all__ = [
     "Bilinear", "Button", "CategoricalLogLikelihood", "Choice", "ConvNet", "Curve", "Difference", "Ellipse", "Explorer",
@@ -719,10 +720,8 @@ class QuadratureELBO(Op):
     largest value, exp(log p(x, z_g) − max_g log p(x, z_g)), an (n2, n1) matrix (row 0 at the lowest z₂) to draw as a
     plane's background."""
 
-    log_joint: Tensor  # (P, n2, n1)
-    z1: Tensor
-    z2: Tensor
-    cell_area: float
+    log_joint: Tensor  # (P, G): log p_θ(x_p, z_g) on ``grid``
+    grid: LatentGrid  # a 2-D vae_lib.quadrature grid, G = n2 · n1 points with z₁ varying fastest
     preset: str
     q: tuple[str, str, str, str]
     output: str = "elbo"
@@ -731,23 +730,26 @@ class QuadratureELBO(Op):
     posterior: str | None = None
 
     def json(self, data: _Data) -> dict:
-        name = data.add("log_joint", self.log_joint.to(torch.float32).numpy(), "float32")
-        return {"op": "quadrature_elbo", "log_joint": name, "z1": self.z1.tolist(), "z2": self.z2.tolist(),
-                "cell_area": self.cell_area, "preset": self.preset, "q": list(self.q), "output": self.output,
+        n2, n1 = self.grid.shape
+        name = data.add("log_joint", self.log_joint.reshape(-1, n2, n1).to(torch.float32).numpy(), "float32")
+        return {"op": "quadrature_elbo", "log_joint": name, "z1": self.grid.axes[0].tolist(),
+                "z2": self.grid.axes[1].tolist(), "cell_area": self.grid.cell_volume, "preset": self.preset,
+                "q": list(self.q), "output": self.output,
                 "evidence": self.evidence, "gap": self.gap, **({"posterior": self.posterior} if self.posterior else {})}
 
     def run(self, values: dict, data: _Data | None) -> None:
-        from .posterior_explorer import PosteriorGrid, quadrature_elbo
+        from . import quadrature
+        from .gaussian import diag_gaussian
 
-        log_joint = data.decoded["log_joint"] if data is not None else self.log_joint.to(torch.float64)
-        grid = PosteriorGrid(self.z1.double(), self.z2.double(), log_joint, self.cell_area)
+        log_joint = data.decoded["log_joint"] if data is not None else self.log_joint
         p = int(values[self.preset + "#index"])
-        q = torch.tensor([float(values[k]) for k in self.q], dtype=torch.float64)
-        elbo = float(quadrature_elbo(grid, p, q[:2], q[2:]))
-        log_px = float(grid.log_evidence[p])
+        column = log_joint[p].reshape(-1, 1).to(torch.float64)  # (G, 1)
+        q = torch.tensor([float(values[k]) for k in self.q], dtype=torch.float64)  # μ₁, μ₂, log σ₁, log σ₂
+        elbo = float(quadrature.elbo(column, self.grid, diag_gaussian(q[None, :2], 2 * q[None, 2:])))
+        log_px = float(quadrature.log_marginal(column, self.grid))
         values.update({self.output: elbo, self.evidence: log_px, self.gap: log_px - elbo})
         if self.posterior:
-            values[self.posterior] = (log_joint[p] - log_joint[p].max()).exp()  # (n2, n1)
+            values[self.posterior] = (column - column.max()).exp().reshape(self.grid.shape)  # (n2, n1)
 
 
 @dataclass

@@ -141,17 +141,17 @@ class ExplorerWidget(anywidget.AnyWidget):
         import torch
 
         from .explorer import QuadratureELBO
-        from .posterior_explorer import AscentConfig, PosteriorGrid, ascend_elbo
+        from .posterior_explorer import ascend_elbo
+        from .quadrature import GaussianFitConfig
 
         op = next(o for o in self.explorer.program if isinstance(o, QuadratureELBO))
         button = next(c for c in self.explorer.controls if isinstance(c, Button) and c.action == "ascend")
         values = self.explorer.initial_state()
         values.update(state)
-        grid = PosteriorGrid(op.z1.double(), op.z2.double(), op.log_joint.double(), op.cell_area)
         q = torch.tensor([float(values[k]) for k in op.q], dtype=torch.float64)
-        result = ascend_elbo(grid, int(values[op.preset]), q[:2], q[2:],  # a choice's value is its index
-                             AscentConfig(steps=button.settings["steps"],
-                                          learning_rate=button.settings["learning_rate"]))
+        result = ascend_elbo(op.log_joint[int(values[op.preset])], op.grid, q[:2], q[2:],  # a choice's value: its index
+                             GaussianFitConfig(steps=button.settings["steps"],
+                                               learning_rate=button.settings["learning_rate"], decay_to=1.0))
         return dict(zip(op.q, [*result.mean.tolist(), *result.log_sigma.tolist()], strict=True))
 
     def set(self, **controls: Any) -> dict:

@@ -7,12 +7,14 @@ J_g = log p_θ(x, z_g) = log p_θ(x|z_g) + log p(z_g) tabulated once (:func:`log
 
     log p_θ(x)   ≈ log Σ_g exp(J_g) ΔA                                   (:func:`log_marginal`)
     log p_θ(z_g|x) = J_g − log p_θ(x)                                     (:func:`log_posterior`)
-    L(q; x)      ≈ Σ_g q(z_g) [J_g − log q(z_g)] ΔA                       (:func:`elbo`)
+    L(q; x)      ≈ Σ_g q(z_g) J_g ΔA + H[q]                               (:func:`elbo`)
     KL(q || p_θ(z|x)) ≈ Σ_g q(z_g) [log q(z_g) − log p_θ(z_g|x)] ΔA       (:func:`reverse_kl`)
     KL(p_θ(z|x) || q) ≈ Σ_g p_θ(z_g|x) [log p_θ(z_g|x) − log q(z_g)] ΔA   (:func:`forward_kl`)
 
-so that log p_θ(x) − L(q; x) = KL(q || p_θ(z|x)) holds on the grid itself (up to the mass of q the grid misses). Every
-sum is exact up to the grid's error as long as the densities' mass lies inside the grid and is resolved by it (for a
+The ELBO is chapter 2's "joint + entropy" form, with q's entropy H[q] = −E_q[log q] in closed form where q has one
+(Gaussians) and by quadrature otherwise; the KL is its definition summed on the grid. So the identity
+log p_θ(x) − L(q; x) = KL(q || p_θ(z|x)) is not built in: on one grid it checks q's entropy and mass. Every sum is
+exact up to the grid's error as long as the densities' mass lies inside the grid and is resolved by it (for a
 Gaussian q: standard deviations of at least one grid step). A diagonal Gaussian q factorises over the axes of the
 product grid, so its sums cost one pass over the grid without ever forming q on it (:func:`elbo` is differentiable in
 q's parameters, which is how :func:`fit_gaussian_elbo` fits one). Every Gaussian fit in the book runs the same Adam
@@ -38,6 +40,7 @@ from ._checks import (
     check_last_dim,
     check_latent_model,
     check_real,
+    model_dtype,
 )
 
 __all__ = [
@@ -113,7 +116,8 @@ def _check_on_grid(name: str, values: Tensor, grid: LatentGrid, axis: int) -> Te
 def log_joint_on_grid(model: object, x: Tensor, grid: LatentGrid, *, max_elements: int = 2**16) -> Tensor:
     """J[g, b] = log p_θ(x_b, z_g) = log p_θ(x_b|z_g) + log p(z_g) for every grid point and row of x, (G, B) float64.
 
-    ``model`` is any latent-variable model (``log_likelihood(x, z)`` and ``prior``, chapter 1). For a
+    ``model`` is any latent-variable model (``log_likelihood(x, z)`` and ``prior``, chapter 1), evaluated in float64
+    (a torch network in its parameters' dtype). For a
     :class:`~vae_lib.models.VAE` with a categorical decoder, log p_θ(x|z) = Σ_d log softmax(logits_d)[x_d] is a dot
     product of the flattened log-probabilities with the one-hot code of x, so all images are scored with one matrix
     product per chunk of grid points. Grid points go in chunks of at most ``max_elements`` (grid points × rows of x,
@@ -145,10 +149,11 @@ def log_joint_on_grid(model: object, x: Tensor, grid: LatentGrid, *, max_element
                 logits = model.decoder(z).unflatten(-1, (c.data_dim, c.n_levels))  # (g, D, levels)
                 log_probs = torch.log_softmax(logits, -1).flatten(1)  # (g, D·levels)
                 parts.append((log_probs @ one_hot).to(torch.float64))  # (g, B)
-        else:
-            x = as_tensor("x", x, ndim=2, nonempty=True)
+        else:  # a network in its own dtype, anything else (the toy models) in float64
+            dtype = model_dtype(model) if isinstance(model, torch.nn.Module) else torch.float64
+            x = as_tensor("x", x, ndim=2, nonempty=True, dtype=dtype)
             rows = max(1, max_elements // x.shape[0])
-            parts = [model.log_likelihood(x, points[s:s + rows].unsqueeze(1).to(x.dtype)).to(torch.float64)
+            parts = [model.log_likelihood(x, points[s:s + rows].unsqueeze(1).to(dtype)).to(torch.float64)
                      for s in range(0, points.shape[0], rows)]  # each (g, B)
     return torch.cat(parts) + log_prior.unsqueeze(1)  # (G, B)
 
@@ -228,12 +233,12 @@ class _QOnGrid:
     """
 
     def __init__(self, q: object, grid: LatentGrid, batch: int) -> None:
-        q = _check_q(q, grid, batch)
+        self.q = q = _check_q(q, grid, batch)
         self.grid = grid
         self.batch = batch
         if _is_diag_gaussian(q):
             mean = q.base_dist.loc.to(torch.float64).expand(batch, grid.points.shape[1])  # (B, L)
-            std = q.base_dist.scale.to(torch.float64).expand(batch, grid.points.shape[1])  # (B, L)
+            self.std = std = q.base_dist.scale.to(torch.float64).expand(batch, grid.points.shape[1])  # (B, L)
             self.log_q_axes = Normal(mean.unsqueeze(-1), std.unsqueeze(-1)).log_prob(grid.axes[0])  # (B, L, n)
             self.w_axes = self.log_q_axes.exp() * grid.step  # (B, L, n)
             self.log_q = None
@@ -254,8 +259,20 @@ class _QOnGrid:
         rows = torch.bmm(values.reshape(-1, n, n), w[:, 0].unsqueeze(-1)).squeeze(-1)  # Σ_i f[j, i] w₁(a_i), (B, n)
         return (rows * w[:, 1]).sum(-1)
 
+    def entropy(self) -> Tensor:
+        """H[q] = −E_q[log q], shape (B,): in closed form for a Gaussian (float64, differentiable), else on the grid."""
+        if self.log_q is None:
+            std = self.std  # (B, L)
+            return (0.5 * math.log(2 * math.pi * math.e) + std.log()).sum(-1)
+        if isinstance(self.q, Distribution):
+            try:
+                return self.q.entropy().to(torch.float64).expand(self.batch)
+            except NotImplementedError:
+                pass
+        return -self.expect_log_q()
+
     def expect_log_q(self) -> Tensor:
-        """Σ_g q(z_g) log q(z_g) ΔA = −H[q] on the grid, shape (B,)."""
+        """Σ_g q(z_g) log q(z_g) ΔA = −H[q] by quadrature, shape (B,)."""
         if self.log_q is not None:
             return (self.w * self.log_q).sum(-1)
         per_axis = (self.w_axes * self.log_q_axes).sum(-1)  # (B, L)
@@ -266,16 +283,17 @@ class _QOnGrid:
 
 
 def elbo(log_joint: Tensor, grid: LatentGrid, q: object) -> Tensor:
-    """The ELBO L(q; x) = Σ_g q(z_g) [log p_θ(x, z_g) − log q(z_g)] ΔA by quadrature (chapter 2), shape (B,).
+    """The ELBO L(q; x) = E_q[log p_θ(x, z)] + H[q] (chapter 2), the expectation by quadrature, q's entropy in closed
+    form where q has one (else by quadrature too), shape (B,).
 
     ``log_joint`` is log p_θ(x, z_g) on the grid (G, B) (:func:`log_joint_on_grid`); ``q`` a Distribution with batch
     shape (B,) (or ()) or any density with ``log_prob`` (a flow). Differentiable in a diagonal Gaussian's parameters.
-    log p_θ(x) − L(q; x) is :func:`reverse_kl` of the same q on the same grid.
+    log p_θ(x) − L(q; x) = :func:`reverse_kl` of the same q, up to the grid error.
     """
     grid = _check_grid(grid)
     log_joint = _check_on_grid("log_joint", log_joint, grid, 0)
     q_grid = _QOnGrid(q, grid, log_joint.shape[1])
-    return q_grid.expect(log_joint.T) - q_grid.expect_log_q()
+    return q_grid.expect(log_joint.T) + q_grid.entropy()
 
 
 def reverse_kl(log_posterior: Tensor, grid: LatentGrid, q: object) -> Tensor:

@@ -28,9 +28,8 @@ from ._checks import (
 )
 from .gaussian import standard_normal_prior
 from .likelihoods import gaussian_log_likelihood
-from .quadrature import LatentGrid, latent_grid  # noqa: F401  (until gap.py imports them from quadrature)
 
-__all__ = ["GridLatentModel", "LatentGrid", "LinearGaussianModel", "arc_model", "folded_model", "latent_grid"]
+__all__ = ["GridLatentModel", "LinearGaussianModel", "arc_model", "folded_model"]
 
 
 def _check_z(z: Tensor, latent_dim: int) -> Tensor:
@@ -132,7 +131,7 @@ class GridLatentModel:
         self.latent_dim = latent_dim
         self.data_dim = check_count("data_dim", data_dim)
         n_grid = n_grid if n_grid is not None else (2001 if latent_dim == 1 else 281)
-        self.grid = latent_grid(bound, n_grid, latent_dim)
+        self.grid = quadrature.latent_grid(bound, n_grid, latent_dim)
         self.prior = standard_normal_prior(latent_dim, dtype=torch.float64)
 
     def decoder_mean(self, z: Tensor) -> Tensor:
