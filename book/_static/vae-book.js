@@ -5,7 +5,8 @@
  * and the figure is drawn at once, as plotly draws it.
  *
  * - Lazy drawing: one IntersectionObserver with a margin of 1.5 viewport heights above and below watches every figure
- *   that is not drawn yet; a figure is drawn the first time it comes within that margin. The figure's <div> has its
+ *   that is not drawn yet; a figure is drawn the first time it comes within that margin: at once if it is in the
+ *   viewport, else in a later task, one figure per task, after the figures in the viewport. The figure's <div> has its
  *   final height from the start (plotly.py writes it into its style), so anchors and scroll positions do not move
  *   when it is drawn. Before printing, every figure not drawn yet is drawn.
  * - Dark theme: the theme (pydata-sphinx-theme) sets <html data-theme="dark">. Then each figure is drawn with a dark
@@ -140,9 +141,29 @@
     return fig.pending;
   }
 
+  // Figures in the viewport are drawn at once, in the observer's callback; figures only near it wait in a queue and
+  // are drawn one per task after those, so the figure the reader is looking at is on screen first (a plotly figure
+  // takes 50-300 ms of the main thread to draw on a long page)
+  var queue = [], queued = false;
+  function drawNext() {
+    queued = false;
+    while (queue.length && queue[0].drawn) { queue.shift(); }
+    if (!queue.length) { return; }
+    var next = function () { if (queue.length && !queued) { queued = true; setTimeout(drawNext, 0); } };
+    draw(queue.shift()).then(next, next);
+  }
+  function drawSoon(fig) {
+    if (fig.drawn || queue.indexOf(fig) >= 0) { return; }
+    queue.push(fig);
+    if (!queued) { queued = true; setTimeout(drawNext, 0); }
+  }
+
   var observer = ('IntersectionObserver' in window) ? new IntersectionObserver(function (entries) {
     entries.forEach(function (entry) {
-      if (entry.isIntersecting) { draw(entry.target.__vaeFigure); }
+      if (!entry.isIntersecting) { return; }
+      var box = entry.boundingClientRect;
+      var fig = entry.target.__vaeFigure;
+      if (box.bottom > 0 && box.top < window.innerHeight) { draw(fig); } else { drawSoon(fig); }
     });
   }, { rootMargin: MARGIN }) : null;
 
