@@ -59,12 +59,14 @@ __all__ = [
     "FlowConfig",
     "FlowFit",
     "FlowFitConfig",
+    "FlowGapSplit",
     "FlowPosterior",
     "FlowStep",
     "PlanarStep",
     "RadialStep",
     "depth_fit_configs",
     "fit_flow_posterior",
+    "flow_approximation_gaps",
     "flow_gap_by_depth",
     "flow_log_weights",
 ]
@@ -503,15 +505,58 @@ def _warm_start(flow: FlowPosterior, init: FlowPosterior | FlowFit) -> None:
                 step.params.copy_(_identity_params(step))
 
 
-def _maximise_elbo(parameters: list[Tensor], log_joint_and_q, fit_config: FlowFitConfig,
-                   annealed: Tensor | None = None) -> list[float]:
+def _maximise_elbo(model: LatentVariableModel, parameters: list[Tensor], log_joint_and_q,
+                   fit_config: FlowFitConfig, annealed: Tensor | None = None) -> list[float]:
     """Adam on the (annealed) reparameterized Monte Carlo ELBO, summed over independent rows.
 
     ``log_joint_and_q(generator)`` draws ``fit_config.n_samples`` samples per row and returns log p_θ(x, z) and
     log q(z|x), each (K, B). ``annealed`` (B,) bool says which rows follow the annealing schedule (default: all);
     the others maximise the ELBO from the first step. Returns the ELBO per step (mean over rows).
     """
-    optimiser = torch.optim.Adam(parameters, lr=fit_config.learning_rate, foreach=True)
+    frozen = [p for p in model.parameters() if p.requires_grad] if isinstance(model, nn.Module) else []
+    try:  # the model's own parameters get no gradient (and no .grad left behind)
+        for p in frozen:
+            p.requires_grad_(False)
+        return _adam_on_elbo(parameters, log_joint_and_q, fit_config, annealed)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+class _Adam:
+    """Adam (Kingma & Ba, 2015) with torch.optim.Adam's defaults (β = (0.9, 0.999), ε = 10⁻⁸) and the same update,
+    written out: constructing torch.optim.Adam imports torch._dynamo (seconds, once per process), and at this size
+    its per-step bookkeeping costs more than the arithmetic. The tests check it step for step against
+    torch.optim.Adam."""
+
+    def __init__(self, parameters: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.parameters, self.lr, self.betas, self.eps = parameters, lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in parameters]
+        self.v = [torch.zeros_like(p) for p in parameters]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1**self.t)
+        root_correction = math.sqrt(1 - b2**self.t)
+        for p, m, v in zip(self.parameters, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            m.lerp_(p.grad, 1 - b1)  # m ← β₁ m + (1 − β₁) g
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)  # v ← β₂ v + (1 − β₂) g²
+            p.addcdiv_(m, (v.sqrt() / root_correction).add_(self.eps), value=-step_size)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.grad = None
+
+
+def _adam_on_elbo(parameters: list[Tensor], log_joint_and_q, fit_config: FlowFitConfig,
+                  annealed: Tensor | None) -> list[float]:
+    optimiser = _Adam(parameters, lr=fit_config.learning_rate)
     decay = fit_config.lr_decay ** (1.0 / fit_config.steps)
     g = torch.Generator().manual_seed(fit_config.seed)
     trace = []
@@ -524,8 +569,7 @@ def _maximise_elbo(parameters: list[Tensor], log_joint_and_q, fit_config: FlowFi
         optimiser.zero_grad()
         (-objective).backward()
         optimiser.step()
-        for group in optimiser.param_groups:
-            group["lr"] *= decay
+        optimiser.lr *= decay
         trace.append((log_joint - log_q).detach().mean().item())
     return trace
 
@@ -563,14 +607,18 @@ def _fit_rows(model: LatentVariableModel, x: Tensor, flow_config: FlowConfig, ve
                                  vector[:, 2 * lat:])  # (K, B, L), (K, B); the vector's shape checked once below
         return model.log_likelihood(x, z) + model.prior.log_prob(z), log_q
 
-    trace = _maximise_elbo([vector], log_joint_and_q, fit_config, annealed)
+    trace = _maximise_elbo(model, [vector], log_joint_and_q, fit_config, annealed)
     return vector.detach(), trace
 
 
 def _monte_carlo_elbo(x: Tensor, model: LatentVariableModel, flow: FlowPosterior, n_samples: int, *,
                       generator: torch.Generator, mean: Tensor | None = None, log_var: Tensor | None = None,
-                      params: Tensor | None = None, chunk: int = 50_000) -> tuple[Tensor, Tensor]:
-    """The ELBO's Monte Carlo estimate (mean of n log-weights) and its standard error sd/√n, each (B,)."""
+                      params: Tensor | None = None, max_elements: int = 2**16) -> tuple[Tensor, Tensor]:
+    """The ELBO's Monte Carlo estimate (mean of n log-weights) and its standard error sd/√n, each (B,).
+
+    Samples are drawn in chunks of at most ``max_elements`` (samples × rows; the decoder of a digits VAE holds about
+    a thousand floats per sample), so memory stays bounded."""
+    chunk = max(1, max_elements // x.shape[0])
     total = torch.zeros(x.shape[0], dtype=torch.float64)
     total_sq = torch.zeros(x.shape[0], dtype=torch.float64)
     with torch.no_grad():
@@ -636,7 +684,7 @@ def fit_flow_posterior(model: LatentVariableModel, x: Tensor, flow_config: FlowC
             z, log_q = flow.rsample(fit_config.n_samples, generator=g)  # (K, 1, L), (K, 1)
             return model.log_likelihood(x, z) + model.prior.log_prob(z), log_q
 
-        trace = _maximise_elbo(list(flow.parameters()), log_joint_and_q, fit_config)
+        trace = _maximise_elbo(model, list(flow.parameters()), log_joint_and_q, fit_config)
     else:  # one flat vector (q_0's mean, log-variance, every step's parameters) through the amortised path
         vector, trace = _fit_rows(model, x, flow_config, _as_vector(flow), fit_config)
         _load_vector(flow, vector[0])
@@ -752,3 +800,126 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
                 row["gap_quadrature"] = reverse_kl(log_post, model.grid, flow)[0].item()
         rows.append(row)
     return rows
+
+
+# --- the digits: the approximation gap with a flow against the diagonal Gaussian -------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowGapSplit:
+    """Per image (each (B,), nats): log p_θ(x) by importance sampling with the fitted flow as proposal, and the ELBOs
+    (Monte Carlo, with standard errors) of the encoder's q_φ(z|x), of the best diagonal Gaussian q* found for each
+    image and of the best flow q_T* found for each image (T steps on top of that Gaussian). Chapter 3's split
+    (Cremer et al., 2018): approximation gap log p_θ(x) − L[q*] (what the family cannot do), amortization gap
+    L[q*] − L[q_φ] (what one shared encoder loses). A richer family lowers the first: :attr:`approximation_gap_flow`
+    against :attr:`approximation_gap`. ``log_px_encoder`` is :func:`vae_lib.evaluation.log_evidence` (proposal q_φ,
+    the same K), when asked for: with a poor encoder it is the looser of the two estimates."""
+
+    log_px: Tensor
+    log_px_se: Tensor
+    elbo_encoder: Tensor
+    elbo_encoder_se: Tensor
+    elbo_gaussian: Tensor
+    elbo_gaussian_se: Tensor
+    elbo_flow: Tensor
+    elbo_flow_se: Tensor
+    log_px_encoder: Tensor | None = None
+
+    @property
+    def approximation_gap(self) -> Tensor:
+        """log p_θ(x) − L[q*] with q* the best diagonal Gaussian found for each image."""
+        return self.log_px - self.elbo_gaussian
+
+    @property
+    def approximation_gap_flow(self) -> Tensor:
+        """log p_θ(x) − L[q_T*] with q_T* the best flow found for each image."""
+        return self.log_px - self.elbo_flow
+
+    @property
+    def amortization_gap(self) -> Tensor:
+        """L[q*] − L[q_φ]: what the shared encoder loses against a diagonal Gaussian fitted to each image."""
+        return self.elbo_gaussian - self.elbo_encoder
+
+
+def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
+                            gaussian_fit_config: FlowFitConfig, flow_fit_config: FlowFitConfig, *,
+                            n_evidence: int = 1000, encoder_evidence: bool = False,
+                            generator: torch.Generator) -> FlowGapSplit:
+    """Chapter 3's approximation gap on a digits VAE (any latent size), with a flow posterior against the diagonal one.
+
+    For each image x_b (rows of x, pixel levels): q* = the diagonal Gaussian maximising the Monte Carlo ELBO, started
+    at the encoder's q_φ(z|x_b) (``gaussian_fit_config``); then q_T* = ``flow_config.n_steps`` planar or radial steps
+    on top of q*, started as q* itself (identity steps) and fitted jointly with its q_0 (``flow_fit_config``), so its
+    ELBO starts at L[q*] and can only rise, up to noise. All images are rows of one vectorised fit (per-image flows,
+    not a flow encoder); the VAE is not changed. ELBOs by Monte Carlo with ``eval_samples`` fresh draws each and
+    their standard errors sd/√n.
+
+    log p_θ(x): with L ≥ 3 there is no quadrature, so it is estimated by importance sampling, log (1/K) Σ_k
+    p_θ(x, z_k)/q_T*(z_k|x) with K = ``n_evidence`` draws of the fitted flow (the proposal closest to the posterior;
+    standard error by the delta method, sd(w)/(√K mean w)). Its expectation is the bound L_K ≤ log p_θ(x), so the gaps
+    are slightly underestimated. ``encoder_evidence`` also computes :func:`vae_lib.evaluation.log_evidence` (the same
+    K draws of q_φ instead): on chapter 8's VAE it is ~0.7 nats lower, below even L[q*] on some images.
+
+    Example (chapter 8's ELBO-trained digits VAE, eight test images, a few seconds on one thread)::
+
+        vae = vae_lib.iwae_models.load_iwae_model("digits-elbo-k1")
+        x = vae_lib.load_digits_split().x_test[:8]
+        split = flow_approximation_gaps(
+            vae, x, FlowConfig(latent_dim=8, kind="planar", n_steps=8),
+            FlowFitConfig(steps=150, n_samples=16, learning_rate=0.05, eval_samples=1000, lr_decay=0.1),
+            FlowFitConfig(steps=150, n_samples=16, learning_rate=0.02, eval_samples=1000, lr_decay=0.1),
+            generator=torch.Generator().manual_seed(0))
+        split.approximation_gap.mean(), split.approximation_gap_flow.mean()  # nats per image
+    """
+    from .evaluation import log_evidence
+    from .models import VAE
+
+    check_instance("vae", vae, VAE, "a vae_lib.VAE")
+    check_instance("flow_config", flow_config, FlowConfig, "a FlowConfig")
+    check_instance("gaussian_fit_config", gaussian_fit_config, FlowFitConfig, "a FlowFitConfig")
+    check_instance("flow_fit_config", flow_fit_config, FlowFitConfig, "a FlowFitConfig")
+    check_generator(generator)
+    n_evidence = check_count("n_evidence", n_evidence, maximum=10**6)
+    check_bool("encoder_evidence", encoder_evidence)
+    lat = vae.config.latent_dim
+    if flow_config.latent_dim != lat:
+        raise ValueError(f"flow_config.latent_dim must be the VAE's latent size {lat}, got {flow_config.latent_dim}")
+    if flow_config.kind == "coupling":
+        raise ValueError("flow_config.kind must be 'planar' or 'radial' (per-image parameters), got 'coupling'")
+    dtype = next(vae.parameters()).dtype
+    x = vae.flatten_data(x)  # (B, D), checked by the model
+    config = replace(flow_config, amortised=False, free_base=True, dtype=dtype)
+    with torch.no_grad():
+        enc_mean, enc_log_var = vae.encode(x)  # (B, L) each
+    gaussian = replace(config, n_steps=0)
+    start = torch.cat([enc_mean, enc_log_var], dim=-1)  # (B, 2L)
+    fitted_gaussian, _ = _fit_rows(vae, x, gaussian, start, gaussian_fit_config)
+    identity = FlowPosterior(config)
+    for step in identity.steps:
+        with torch.no_grad():
+            step.params.copy_(_identity_params(step))
+    steps = _as_vector(identity)[:, 2 * lat:].expand(x.shape[0], -1)  # (B, T·P), the identity for every image
+    fitted_flow, _ = _fit_rows(vae, x, config, torch.cat([fitted_gaussian, steps], dim=-1), flow_fit_config)
+
+    rows0 = FlowPosterior(replace(gaussian, amortised=True, free_base=False))
+    rows = FlowPosterior(replace(config, amortised=True, free_base=False))
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(5)]
+    n_gauss, n_flow = gaussian_fit_config.eval_samples, flow_fit_config.eval_samples
+    no_steps = torch.zeros(x.shape[0], 0, dtype=dtype)
+    elbo_enc, se_enc = _monte_carlo_elbo(x, vae, rows0, n_gauss, generator=gens[0], mean=enc_mean,
+                                         log_var=enc_log_var, params=no_steps)
+    elbo_gauss, se_gauss = _monte_carlo_elbo(x, vae, rows0, n_gauss, generator=gens[1], mean=fitted_gaussian[:, :lat],
+                                             log_var=fitted_gaussian[:, lat:], params=no_steps)
+    flow_args = {"mean": fitted_flow[:, :lat], "log_var": fitted_flow[:, lat:2 * lat],
+                 "params": fitted_flow[:, 2 * lat:]}
+    elbo_flow, se_flow = _monte_carlo_elbo(x, vae, rows, n_flow, generator=gens[2], **flow_args)
+    chunk = max(1, 2**16 // x.shape[0])
+    with torch.no_grad():
+        log_w = torch.cat([flow_log_weights(x, vae, rows, min(chunk, n_evidence - s), generator=gens[3], **flow_args)
+                           for s in range(0, n_evidence, chunk)]).to(torch.float64)  # (K, B)
+    log_px = torch.logsumexp(log_w, 0) - math.log(n_evidence)  # (B,)
+    w = torch.exp(log_w - log_w.max(0).values)  # (K, B), scaled weights
+    log_px_se = w.std(0) / (w.mean(0) * math.sqrt(n_evidence))  # sd(ŵ)/(√K mean ŵ), the delta method
+    log_px_encoder = log_evidence(vae, x, n_evidence, generator=gens[4]).to(torch.float64) if encoder_evidence else None
+    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, log_px_encoder)
