@@ -27,6 +27,7 @@
     return v;
   }
   function decodeB64(b64) {
+    if (typeof b64 !== 'string') { return b64; }  // bytes already: an inflated external array (data, below)
     var raw = atob(b64), bytes = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
     return bytes;
@@ -907,7 +908,8 @@
       (pending[e.external] = pending[e.external] || []).push(function () { if (!node.explorer) { mount(node); } });
       if (first) {
         var s = document.createElement('script');
-        s.src = dataRoot + e.external + '.js';
+        // a compressible array also comes deflated (<digest>.z.js, _ext/static_page.py), for browsers that inflate
+        s.src = dataRoot + e.external + (e.packed && typeof DecompressionStream === 'function' ? '.z' : '') + '.js';
         s.onerror = function () { node.textContent = 'This explorer could not load its data (' + s.src + ').'; };
         document.head.appendChild(s);
       }
@@ -922,7 +924,12 @@
   root.vaeExplorer = {
     version: 1, ops: ops, runProgram: runProgram, render: render, mount: mount, mountAll: mountAll,
     staticEngine: staticEngine, M: M, decodeData: decodeData, asMatrix: asMatrix,
-    data: function (id, payload) {
+    data: function (id, payload, packing) {
+      if (packing) {  // deflated bytes: inflated by the browser, then handed on as bytes
+        new Response(new Blob([decodeB64(payload)]).stream().pipeThrough(new DecompressionStream(packing)))
+          .arrayBuffer().then(function (buffer) { root.vaeExplorer.data(id, new Uint8Array(buffer)); });
+        return;
+      }
       external[id] = payload;
       (pending[id] || []).splice(0).forEach(function (f) { f(); });
     }
