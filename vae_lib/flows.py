@@ -823,7 +823,17 @@ class FlowGapSplit:
     elbo_gaussian_se: Tensor
     elbo_flow: Tensor
     elbo_flow_se: Tensor
+    gaussian: Tensor  # (B, 2L): q*'s mean and log-variance per image
+    flow: FlowPosterior  # the amortised flow whose per-image parameters are flow_vector
+    flow_vector: Tensor  # (B, 2L + T·P): q_T*'s q_0 mean, log-variance and step parameters per image
     log_px_encoder: Tensor | None = None
+
+    def flow_arguments(self) -> dict[str, Tensor]:
+        """``mean``, ``log_var`` and ``params`` of q_T* for :meth:`FlowPosterior.rsample`/``log_prob`` and
+        :func:`flow_log_weights`, e.g. ``split.flow.log_prob(z, **split.flow_arguments())``."""
+        lat = self.gaussian.shape[1] // 2
+        v = self.flow_vector
+        return {"mean": v[:, :lat], "log_var": v[:, lat:2 * lat], "params": v[:, 2 * lat:]}
 
     @property
     def approximation_gap(self) -> Tensor:
@@ -922,4 +932,5 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
     w = torch.exp(log_w - log_w.max(0).values)  # (K, B), scaled weights
     log_px_se = w.std(0) / (w.mean(0) * math.sqrt(n_evidence))  # sd(ŵ)/(√K mean ŵ), the delta method
     log_px_encoder = log_evidence(vae, x, n_evidence, generator=gens[4]).to(torch.float64) if encoder_evidence else None
-    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, log_px_encoder)
+    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, fitted_gaussian,
+                        rows, fitted_flow, log_px_encoder)
