@@ -33,9 +33,13 @@ def scrambled(kind: str, n_steps: int, dtype: torch.dtype, seed: int) -> FlowPos
     return flow
 
 
+def explorer_model():
+    return vae_lib.folded_model(sigma=0.3)
+
+
 @pytest.fixture(scope="module")
 def folded():
-    return vae_lib.folded_model(sigma=0.3)
+    return explorer_model()
 
 
 @pytest.fixture(scope="module", params=["planar", "radial"])
@@ -77,6 +81,16 @@ def test_points_and_densities_are_the_flows(explorer, flow, depth):
     if depth:  # and by inverting the steps: log q_T at the pushed points (bisection / closed-form inverse)
         back = short.log_prob(z.unsqueeze(1), mean=mean[None], log_var=log_var[None])[:, 0]
         assert torch.allclose(v["log_q"][0], back, atol=1e-8, rtol=0)
+    # q_T on the density grid (51 × 51 over [−2.5, 2.5]², row 0 at the lowest z₂), on the posterior's scale:
+    # q_T(z) / max p(z|x), with the peak of p(z|x) on the posterior's grid (log p(x, z) − log p(x), by quadrature)
+    axis = torch.linspace(-2.5, 2.5, 51, dtype=torch.float64)
+    z2, z1 = torch.meshgrid(axis, axis, indexing="ij")
+    grid_points = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1).unsqueeze(1)  # (G, 1, 2)
+    log_q_grid = short.log_prob(grid_points, mean=mean[None], log_var=log_var[None])[:, 0].detach()
+    assert v["density"].shape == (51, 51)
+    grid = latent_grid(2.5, 51, 2)
+    log_peak = log_joint_on_grid(explorer_model(), X, grid).max() - explorer_model().log_marginal(X)[0]
+    assert torch.allclose(v["density"], (log_q_grid - log_peak).exp().reshape(51, 51), atol=1e-9, rtol=1e-9)
 
 
 def test_densities_are_the_change_of_variables(explorer, flow):
@@ -261,13 +275,15 @@ def test_the_page_runs_the_flow(open_page, explorer, flow):
     for depth in (0, 4, 2):
         if depth:
             page.evaluate(f"t => {HOST}.set('T', t)", depth)
-        got = page.evaluate(READ, ["z", "log_q", "elbo", "gap"])
+        got = page.evaluate(READ, ["z", "log_q", "elbo", "gap", "density"])
         z, log_det = truncated(flow, depth).flow(z0)  # the Python flow
         assert torch.allclose(page_matrix(got["z"]), z.detach(), atol=1e-9, rtol=0)
         log_q = diag_gaussian(mean, log_var).log_prob(z0) - log_det.detach()
         assert torch.allclose(page_matrix(got["log_q"])[0], log_q, atol=1e-9, rtol=0)
         v = explorer.evaluate({"T": depth})
         assert got["elbo"] == v["elbo"] and got["gap"] == v["gap"]
+        # q_T on the grid: the page's Newton inverse against the steps' own inverse (bisection / closed form)
+        assert torch.allclose(page_matrix(got["density"]), v["density"], atol=1e-9, rtol=0)
         readout = page.inner_text(".vae-explorer-readout")
         assert f"T = {depth}" in readout and f"{v['gap']:.3f}".replace("-", "\u2212") in readout
         # the drawing: every point once, in the colour band of its log q_T
@@ -396,3 +412,17 @@ def test_the_live_explorer_runs_the_flow_in_the_kernel(browser, tmp_path):
         if page is not None:
             page.page.close()
         lab.shutdown()
+
+
+def test_a_density_without_a_given_peak_is_relative_to_its_own(flow):
+    op = FlowSteps(tuple(flow.steps), flow.base_mean.detach()[0], flow.base_log_var.detach()[0],
+                   torch.zeros(1, 2, dtype=torch.float64), "T", "z", "log_q", grid=(-1.0, 2.0, 7), density="q")
+    values = {"T": 2}
+    op.run(values, None)
+    axis = torch.linspace(-1.0, 2.0, 7, dtype=torch.float64)
+    z2, z1 = torch.meshgrid(axis, axis, indexing="ij")
+    log_q = truncated(flow, 2).log_prob(torch.stack([z1.reshape(-1), z2.reshape(-1)], -1).unsqueeze(1),
+                                        mean=flow.base_mean.detach(), log_var=flow.base_log_var.detach())[:, 0]
+    assert torch.allclose(values["q"], (log_q - log_q.max()).exp().reshape(7, 7).detach(), atol=1e-10)
+    with pytest.raises(ValueError, match="grid and density"):
+        FlowSteps(tuple(flow.steps), torch.zeros(2), torch.zeros(2), torch.zeros(1, 2), "T", "z", "q", grid=(0, 1, 3))

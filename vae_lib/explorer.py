@@ -757,7 +757,12 @@ class FlowSteps(Op):
     """A normalizing flow (chapter 8, :mod:`vae_lib.flows`) run on fixed base draws: z_0 = μ + σ ⊙ ε_n for the N
     rows ε_n of ``eps`` (they travel with the description, float32), then the first T of the flow's planar or radial
     ``steps`` (T = the value named ``depth``, clipped to 0 … len(steps)). Outputs ``output``, the points z_T (N, L),
-    and ``log_q``, log q_T(z_T) = log q_0(z_0) − Σ_{t ≤ T} log|det ∂f_t/∂z_{t−1}| (1, N).
+    and ``log_q``, log q_T(z_T) = log q_0(z_0) − Σ_{t ≤ T} log|det ∂f_t/∂z_{t−1}| (1, N). With ``grid`` = (low, high,
+    n) and ``density`` it also outputs q_T on the n × n grid over [low, high]² relative to ``peak``, exp(log q_T(z_g) −
+    log_peak) (by default to its own largest value on the grid; e.g. the true posterior's peak, so that both are drawn
+    on one scale), an (n, n) matrix with row 0 at the lowest z₂ (a plane's background): each grid point is
+    taken back through the steps (planar: the scalar equation a + wᵀû tanh a = wᵀz' + b, solved by Newton's method
+    within a bracket in the page and by the steps' own ``inverse`` in Python; radial: in closed form).
 
     The page holds each step's constrained parameters in float64 (planar û, w, b with wᵀû > −1; radial z₀, α, β) and
     computes in float64; Python's run of the page's numbers calls the steps' own ``forward`` with those parameters
@@ -771,6 +776,9 @@ class FlowSteps(Op):
     depth: str
     output: str
     log_q: str
+    grid: tuple[float, float, int] | None = None
+    density: str | None = None
+    log_peak: float | None = None
 
     def __post_init__(self) -> None:
         from .flows import PlanarStep, RadialStep
@@ -791,6 +799,22 @@ class FlowSteps(Op):
                 raise ValueError(f"every step must have latent size L = {lat} (eps's columns), got {step.latent_dim}")
         for name in ("depth", "output", "log_q"):
             check_text(name, getattr(self, name))
+        if (self.grid is None) != (self.density is None):
+            raise ValueError("grid and density go together: give both (the density's grid and its name) or neither")
+        if self.grid is not None:
+            check_text("density", self.density)
+            if lat != 2:
+                raise ValueError(f"a density on a grid needs a 2-D latent, got L = {lat}")
+            check_sequence("grid", self.grid)
+            if len(self.grid) != 3:
+                raise ValueError(f"grid must be (low, high, n), got {self.grid!r}")
+            low, high = check_real("grid", self.grid[0]), check_real("grid", self.grid[1])
+            n = check_count("grid", self.grid[2], minimum=2, maximum=1001)
+            if not low < high:
+                raise ValueError(f"grid must have low < high, got {self.grid!r}")
+            self.grid = (low, high, n)
+        if self.log_peak is not None:
+            self.log_peak = check_real("log_peak", self.log_peak)
 
     @staticmethod
     def _parameters(step: nn.Module) -> dict:
@@ -808,7 +832,9 @@ class FlowSteps(Op):
         name = data.add(f"eps.{self.output}", self.eps.to(torch.float32).numpy(), "float32")
         return {"op": "flow_steps", "eps": name, "mean": self.mean.double().tolist(),
                 "log_var": self.log_var.double().tolist(), "steps": [self._parameters(s) for s in self.steps],
-                "depth": self.depth, "output": self.output, "log_q": self.log_q}
+                "depth": self.depth, "output": self.output, "log_q": self.log_q,
+                **({"grid": list(self.grid), "density": self.density, "log_peak": self.log_peak} if self.grid
+                   else {})}
 
     def run(self, values: dict, data: _Data | None) -> None:
         from .gaussian import diag_gaussian
@@ -830,6 +856,18 @@ class FlowSteps(Op):
             log_q = log_q - log_det
         values[self.output] = z.double()
         values[self.log_q] = log_q.double().reshape(1, -1)
+        if self.grid is not None:  # back through the steps from each grid point, then q_0 there
+            low, high, n = self.grid
+            axis = torch.linspace(low, high, n, dtype=torch.float64)
+            z2, z1 = torch.meshgrid(axis, axis, indexing="ij")
+            z = torch.stack([z1.reshape(-1), z2.reshape(-1)], -1).to(dtype)  # (n², 2), z₁ fastest
+            log_det = torch.zeros(z.shape[0], dtype=dtype)
+            for step, p in zip(reversed(self.steps[:depth]), reversed(params), strict=True):
+                z = step.inverse(z, p)
+                log_det = log_det + step(z, p)[1]
+            log_q = (diag_gaussian(mean, log_var).log_prob(z) - log_det).double()  # (n²,)
+            peak = log_q.max() if self.log_peak is None else self.log_peak
+            values[self.density] = (log_q - peak).exp().reshape(n, n)
 
 
 # ------------------------------------------------------------------------------------------ the explorer

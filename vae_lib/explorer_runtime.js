@@ -325,6 +325,7 @@
       }
       v[op.output] = z;
       v[op.log_q] = lq;
+      if (op.density) { v[op.density] = flowDensity(op, T); }
     },
     lookup: function (op, v) {  // precomputed values for each combination of the keys' (choice or step) indices
       var key = op.keys.map(function (k) { return String(v[k + '#index']); }).join(',');
@@ -361,6 +362,48 @@
       }
     }
   };
+
+  // q_T on an n × n grid over [low, high]² (row 0 at the lowest z₂), relative to exp(op.log_peak) (null: to its own
+  // largest value): each grid point z_T is
+  // taken back through steps T … 1, adding each step's log|det| at its preimage, then log q_0(z_0) (L = 2)
+  function flowDensity(op, T) {
+    var lo = op.grid[0], hi = op.grid[1], n = op.grid[2], out = M(n, n), d = out.d, mx = -Infinity, k, t;
+    var z = [0, 0], base = -Math.log(2 * Math.PI), sd = [];
+    for (k = 0; k < 2; k++) { sd.push(Math.exp(0.5 * op.log_var[k])); base -= 0.5 * op.log_var[k]; }
+    for (var g = 0; g < n * n; g++) {
+      z[0] = lo + (hi - lo) * (g % n) / (n - 1); z[1] = lo + (hi - lo) * Math.floor(g / n) / (n - 1);
+      var logDet = 0;
+      for (t = T - 1; t >= 0; t--) {
+        var st = op.steps[t];
+        if (st.kind === 'planar') {  // a + c tanh(a) = s for a = wᵀz + b, c = wᵀû > −1: increasing in a
+          var c = st.w[0] * st.u[0] + st.w[1] * st.u[1], s = st.w[0] * z[0] + st.w[1] * z[1] + st.b;
+          var aLo = s - Math.abs(c) - 1, aHi = s + Math.abs(c) + 1, a = s, th = Math.tanh(a);
+          for (var it = 0; it < 100; it++) {  // Newton's method, kept inside the bracket [aLo, aHi] by bisection
+            var f = a + c * th - s;
+            if (f > 0) { aHi = a; } else { aLo = a; }
+            var next = a - f / (1 + c * (1 - th * th));
+            if (!(next > aLo && next < aHi)) { next = 0.5 * (aLo + aHi); }
+            if (Math.abs(next - a) < 1e-14 * (1 + Math.abs(a))) { a = next; th = Math.tanh(a); break; }
+            a = next; th = Math.tanh(a);
+          }
+          z[0] -= st.u[0] * th; z[1] -= st.u[1] * th;
+          logDet += Math.log(Math.abs(1 + (1 - th * th) * c));
+        } else {  // radial: r' = r (1 + β/(α + r)), the root r ≥ 0 of r² + (α + β − r') r − α r' = 0
+          var d0 = z[0] - st.z0[0], d1 = z[1] - st.z0[1], rn = Math.sqrt(d0 * d0 + d1 * d1);
+          var pp = st.alpha + st.beta - rn, r = 0.5 * (-pp + Math.sqrt(pp * pp + 4 * st.alpha * rn));
+          var bh = st.beta / (st.alpha + r);
+          z[0] = st.z0[0] + d0 / (1 + bh); z[1] = st.z0[1] + d1 / (1 + bh);
+          logDet += Math.log1p(bh) + Math.log1p(st.beta * st.alpha / ((st.alpha + r) * (st.alpha + r)));
+        }
+      }
+      var u0 = (z[0] - op.mean[0]) / sd[0], u1 = (z[1] - op.mean[1]) / sd[1];
+      d[g] = base - 0.5 * (u0 * u0 + u1 * u1) - logDet;
+      if (d[g] > mx) { mx = d[g]; }
+    }
+    var peak = op.log_peak === null || op.log_peak === undefined ? mx : op.log_peak;
+    for (g = 0; g < n * n; g++) { d[g] = Math.exp(d[g] - peak); }
+    return out;
+  }
 
   // a float32 copy of an array for the networks' inner loops (half the memory traffic; the page's sums then agree
   // with float64 to about 1e-6 relative), made once per array

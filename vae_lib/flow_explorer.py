@@ -9,7 +9,8 @@ its samples with T invertible steps; by the change of variables each sample carr
 :func:`flow_explorer` shows a fitted flow's first T steps for T = 0 … T_max (a slider): N fixed base draws z_0
 pushed through the steps and coloured by log q_T, over p_θ(z|x) on a grid; the page runs the flow itself
 (:class:`vae_lib.explorer.FlowSteps`). The readout gives the ELBO of q_T (Monte Carlo, :func:`flow_elbo_by_step`),
-log p_θ(x) by quadrature and their gap, KL(q_T ‖ p_θ(z|x)); a second plot draws the gap against T.
+log p_θ(x) by quadrature and their gap, KL(q_T ‖ p_θ(z|x)); a second plot shades q_T itself on a grid (the page
+takes each grid point back through the steps), a third draws the gap against T.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def flow_elbo_by_step(model: LatentVariableModel, x: Tensor, flow: FlowPosterior
 
 
 def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *, generator: torch.Generator,
-                  n_points: int = 600, elbo_samples: int = 20_000, n_grid: int = 101, start_depth: int = 0,
+                  n_points: int = 600, elbo_samples: int = 20_000, n_grid: int = 101, density_grid: int = 51,
+                  start_depth: int = 0,
                   title: str = "Flow explorer: q_T(z|x) pushed onto the true posterior") -> Explorer:
     """The flow explorer (chapter 8) as an :class:`vae_lib.explorer.Explorer`: static in the page (the explorer as
     a cell's value, or ``.html()``), live in a kernel (``.live()``).
@@ -91,10 +93,11 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     T_max (the flow's number of steps; it starts at ``start_depth``, by default at q_0 itself); the plane shows
     p_θ(z|x) on an ``n_grid`` × ``n_grid`` grid over [−2.5, 2.5]² (relative to its peak) and ``n_points`` base draws
     z_0 ~ q_0 (from ``generator``) pushed through the first T steps, coloured by log q_T(z_T|x) in four bands
-    (edges: the quartiles of log q_T over every T); the page computes the points and their densities. The readout:
-    the ELBO of q_T by Monte Carlo (``elbo_samples`` draws, :func:`flow_elbo_by_step`, ± its standard error), log
-    p_θ(x) by the model's quadrature, and the gap log p_θ(x) − ELBO = KL(q_T ‖ p_θ(z|x)); the second plot, the gap
-    against T.
+    (edges: the quartiles of log q_T over every T); the page computes the points and their densities, and q_T on a
+    ``density_grid`` × ``density_grid`` grid on the posterior's scale, q_T(z) / max p(z|x) (second plot; each grid
+    point taken back through the steps). The readout: the ELBO of q_T by Monte Carlo (``elbo_samples`` draws,
+    :func:`flow_elbo_by_step`, ± its standard error), log p_θ(x) by the model's quadrature, and the gap log p_θ(x) −
+    ELBO = KL(q_T ‖ p_θ(z|x)); the third plot, the gap against T.
 
     Example (chapter 8)::
 
@@ -114,6 +117,7 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     n_points = check_count("n_points", n_points, maximum=20_000)
     elbo_samples = check_count("elbo_samples", elbo_samples, minimum=2, maximum=10**7)
     n_grid = check_count("n_grid", n_grid, minimum=3, maximum=401)
+    density_grid = check_count("density_grid", density_grid, minimum=3, maximum=201)
     check_text("title", title)
     if isinstance(getattr(model, "data_dim", None), int):
         check_last_dim("x", x, model.data_dim, "the model's data size D")
@@ -123,9 +127,14 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     start_depth = check_count("start_depth", start_depth, minimum=0, maximum=depth_max)
 
     eps = torch.randn((n_points, 2), generator=generator, dtype=torch.float64)  # (N, 2): the base draws' noise
-    push = FlowSteps(tuple(flow.steps), flow.base_mean.detach()[0], flow.base_log_var.detach()[0], eps, "T", "z",
-                     "log_q")
     log_px = model.log_marginal(x)[0].item()
+    grid = latent_grid(POSTERIOR_BOUND, n_grid, 2)
+    log_joint = log_joint_on_grid(model, x, grid)[:, 0].reshape(grid.shape)  # (n, n), row 0 at the lowest z₂
+    posterior = (log_joint - log_joint.max()).exp()  # p(z|x) relative to its peak
+    # q_T is shaded on the posterior's scale: q_T(z) / max_g p(z_g|x), so that where the two agree they look alike
+    push = FlowSteps(tuple(flow.steps), flow.base_mean.detach()[0], flow.base_log_var.detach()[0], eps, "T", "z",
+                     "log_q", grid=(-POSTERIOR_BOUND, POSTERIOR_BOUND, density_grid), density="density",
+                     log_peak=log_joint.max().item() - log_px)
     rows = flow_elbo_by_step(model, x, flow, elbo_samples, generator=generator)
     gaps = [log_px - r["elbo"] for r in rows]
     # drawn on a log scale: the first T steps of a flow fitted as a whole can be far from p(z|x) (hundreds of nats)
@@ -149,15 +158,18 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     labels = tuple(f"log q_T < {bounds[1]}" if k == 0 else f"log q_T ≥ {bounds[k]}" if k == len(edges)
                    else f"{bounds[k]} ≤ log q_T < {bounds[k + 1]}" for k in range(len(edges) + 1))
 
-    grid = latent_grid(POSTERIOR_BOUND, n_grid, 2)
-    log_joint = log_joint_on_grid(model, x, grid)[:, 0].reshape(grid.shape)  # (n, n), row 0 at the lowest z₂
-    posterior = (log_joint - log_joint.max()).exp()  # p(z|x) relative to its peak
     axis, half = grid.axes[0], 0.5 * grid.step  # each grid value fills its cell
     extent = (float(axis[0]) - half, float(axis[-1]) + half, float(axis[0]) - half, float(axis[-1]) + half)
     view = (-POSTERIOR_BOUND, POSTERIOR_BOUND)
     plane = Plane("true posterior p(z|x) (shaded) and samples of q_T(z|x)", "z₁", view, "z₂", view,
                   background=Background(extent, (0.0, 1.0), values=posterior, colormap="blues"),
                   layers=(Scatter("z", "log_q", edges, colours, labels),), width=420, height=420)
+    cell = POSTERIOR_BOUND / (density_grid - 1)  # half a cell of the density's grid
+    density_plane = Plane("the flow's density q_T(z|x) (shaded on the same scale)", "z₁", view, "z₂", view,
+                          background=Background((-POSTERIOR_BOUND - cell, POSTERIOR_BOUND + cell,
+                                                 -POSTERIOR_BOUND - cell, POSTERIOR_BOUND + cell), (0.0, 1.0),
+                                                output="density", shape=(density_grid, density_grid),
+                                                colormap="blues"), width=420, height=420)
     gap_plane = Plane("gap KL(q_T ‖ p(z|x)) against T, log scale", "flow steps T", (-0.3, depth_max + 0.3),
                       "log₁₀ gap [nats]", (math.floor(min(log_gaps)) - 0.1, math.ceil(max(log_gaps)) + 0.1),
                       layers=(Curve("gap_curve", GAP_COLOUR, "gap after the first T steps"),
@@ -168,9 +180,11 @@ def flow_explorer(model: LatentVariableModel, x: Tensor, flow: FlowPosterior, *,
     caption = (f"{title}. Move the slider (or focus it and press the arrow keys) to push {n_points} draws of the "
                f"Gaussian q_0 through the first T of the flow's {depth_max} steps; the page computes each point and "
                "its density log q_T(z|x) = log q_0(z_0|x) − Σ_t log|det ∂f_t/∂z_{t−1}|, shown by its colour, over "
-               "the true posterior p(z|x) (blue, relative to its peak). The readout gives the ELBO of q_T by Monte "
-               f"Carlo ({elbo_samples:,} draws, ± one standard error), log p(x) by quadrature, and their gap, the KL "
-               "divergence from q_T to the true posterior, drawn against T (log scale) in the second plot. Only "
-               f"the whole flow (T = {depth_max}) was fitted to the posterior: the first T steps alone may be far "
-               "from it.")
-    return Explorer(title, caption, controls, (plane, gap_plane), (push, Lookup(("T",), table)), readout)
+               "the true posterior p(z|x) (blue, relative to its peak). The second plot shades q_T(z|x) itself on "
+               "the same scale (each grid point taken back through the steps), for comparison with p(z|x). The "
+               f"readout gives the ELBO of q_T by Monte Carlo ({elbo_samples:,} draws, ± one standard error), log "
+               "p(x) by quadrature, and their gap, the KL divergence from q_T to the true posterior, drawn against T "
+               f"(log scale) in the third plot. Only the whole flow (T = {depth_max}) was fitted to the posterior: "
+               "the first T steps alone may be far from it.")
+    return Explorer(title, caption, controls, (plane, density_plane, gap_plane), (push, Lookup(("T",), table)),
+                    readout)
