@@ -3,10 +3,10 @@
 The built book must work offline, and it must not embed 4.6 MB of plotly.js in every page. At build
 time this extension copies
 
-* plotly.js: the book's partial bundle ``book/_static/vendor/plotly-book.min.js`` (committed; plotly.js's core and
-  only the trace types the book's figures use, 1.3 MB instead of the full 4.8 MB; built by
-  ``tools/plotly_bundle/build.js``). The build fails if its plotly.js version is not the one the installed plotly
-  package writes figures for;
+* plotly.js: the book's partial bundle ``book/_static/vendor/plotly-book.min.js`` (committed; plotly.js's core
+  without the layout components no figure uses (sliders, menus, range sliders) and only the trace types the book's
+  figures use, 1.2 MB instead of the full 4.8 MB; built by ``tools/plotly_bundle/build.js``). The build fails if its
+  plotly.js version is not the one the installed plotly package writes figures for;
 * the book's page script and style sheet, ``book/_static/vae-book.js`` (figures drawn when they approach the
   viewport, in the page's light or dark theme) and ``book/_static/vae-book.css`` (code cells at least 80
   characters wide on a desktop, no sideways overflow on a phone, dark-mode details);
@@ -20,6 +20,14 @@ first paint), and points ``mathjax_path`` at the local copy. Nothing is fetched 
 ``fontawesome.js`` (1.45 MB: Font Awesome's SVG-from-JavaScript icons) is not loaded: the theme's style sheet already
 draws the same icons from Font Awesome's web fonts.
 
+Of Font Awesome the pages get only what they show (:func:`_only_the_icons_in_use`): the theme's style sheet carries a
+rule for each of Font Awesome's 1,900 icons (86 KB) and its three web fonts every glyph (268 KiB); after the build the
+style sheet keeps the rules of the icons that a page or one of the theme's scripts names (``fa-github``, ``fa-bars``,
+...), and each font the glyphs of those icons and of the icons the style sheets draw themselves (admonitions,
+external links): a few KB in all. The pages do not load Sphinx's search index either (``searchindex.js``, with
+``searchtools.js`` and ``language_data.js``): the theme loads them on every page for its search-as-you-type, which is
+off (``search_as_you_type``), so only the search page, which loads its own, uses them.
+
 It also drops the ipywidgets state that the notebook executor stores: a live widget needs a kernel
 (its Python callbacks never run in a static page), so the book hides live widgets' outputs
 (``remove-output``) and does not ship their state either; for a plotly ``FigureWidget`` that state
@@ -30,10 +38,12 @@ empty box, and its text fallback is the bar's first frame ("0%"), so neither wou
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import shutil
+import zlib
 from pathlib import Path
 
 from docutils import nodes
@@ -49,11 +59,18 @@ PAGE_JS = "vendor/vae-book.js"
 PAGE_CSS = "vendor/vae-book.css"
 _BUNDLE_HEADER = re.compile(r"plotly\.js v(\S+), partial bundle for the VAE book.*?\n\* traces: ([^\n(]+)", re.S)
 FONTAWESOME_JS = re.compile(r'\s*<(?:script|link)\b[^>]*_static/scripts/fontawesome\.js[^>]*>(?:</script>)?')
+SEARCH_JS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools|_static/language_data|searchindex)\.js"></script>')
+FA_ICON_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+::?(?:before|after),?)+)\{content:"[^"]*"\}')  # one icon's glyph
+FA_NAME = re.compile(r'\bfa-[a-z0-9]+(?:-[a-z0-9]+)*')
+CSS_CODE_POINT = re.compile(r'\\([0-9a-fA-F]{4,6})|([\ue000-\uf8ff])')  # an escape or a private-use character
+THEME_CSS = "styles/pydata-sphinx-theme.css"
+FA_FONTS = "vendor/fontawesome/webfonts"
 
 EXPLORER_JS = "vendor/explorer_runtime.js"
 EXPLORER_HOST = 'class="vae-explorer-host"'
 EXPLORER_DATA = "explorer-data"  # under vendor/: one small script per large array, shared by the pages that use it
 EXTERNAL_MIN_CHARS = 2048  # arrays whose base64 is shorter stay in the page
+PACKED_AT_MOST = 0.8  # an external array is stored deflated when that makes it at most this share of its size
 _INLINE_RUNTIME = re.compile(r'<script data-vae-explorer-runtime="1">.*?</script>', re.S)
 _SPEC = re.compile(r'(<div class="vae-explorer-host"[^>]*><script type="application/json">)(.*?)(</script>)', re.S)
 
@@ -72,6 +89,12 @@ def plotly_bundle() -> tuple[Path, str, list[str]]:
         raise ValueError(f"{PLOTLY_BUNDLE} has no 'partial bundle for the VAE book' header: rebuild it with "
                          "tools/plotly_bundle/build.js")
     return PLOTLY_BUNDLE, match[1], [t.strip() for t in match[2].split(",")]
+
+
+def plotly_bundle_components_left_out() -> list[str]:
+    """The layout components of plotly.js's core that the bundle leaves out (from its header)."""
+    match = re.search(r"\n\* components left out: ([^\n]+)", PLOTLY_BUNDLE.read_text(encoding="utf-8")[:600])
+    return [] if match is None or match[1].strip() == "none" else [c.strip() for c in match[1].split(",")]
 
 
 def _plotly_js() -> Path:
@@ -143,15 +166,54 @@ def _plotly_where_needed(app: Sphinx, pagename: str, templatename: str, context:
 
 
 def _without_fontawesome_js(app: Sphinx) -> None:
-    """Render pages without the theme's fontawesome.js (see the module docstring): the theme writes its script tag
-    (and a preload link) straight into its template, so it is taken out of each rendered page."""
+    """Render pages without the theme's fontawesome.js, and every page but the search page without the search
+    index and its scripts (see the module docstring): the theme writes these script tags straight into its template,
+    so they are taken out of each rendered page."""
     templates = app.builder.templates
     render = templates.render
+    as_you_type = str(app.builder.theme_options.get("search_as_you_type", False)).lower() == "true"
 
     def rendered(template: str, context: dict) -> str:
-        return FONTAWESOME_JS.sub("", render(template, context))
+        html = FONTAWESOME_JS.sub("", render(template, context))
+        return html if as_you_type or context.get("pagename") == "search" else SEARCH_JS.sub("", html)
 
     templates.render = rendered
+
+
+def _theme_static() -> Path:
+    import pydata_sphinx_theme
+
+    return Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static"
+
+
+def _only_the_icons_in_use(app: Sphinx, exception: Exception | None) -> None:
+    """The theme's style sheet with the rules of the Font Awesome icons in use only, and its web fonts with only
+    their glyphs (see the module docstring); written over the copies in the built ``_static``, from the theme's own
+    files, so a later build that shows another icon gets it."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from fontTools import subset
+
+    outdir, source = Path(app.outdir), _theme_static()
+    named = set()
+    for path in [*outdir.rglob("*.html"), *(outdir / "_static").glob("*.js"),
+                 *(outdir / "_static" / "scripts").glob("*.js")]:
+        named.update(FA_NAME.findall(path.read_text(encoding="utf-8", errors="replace")))
+
+    def kept(rule: re.Match) -> str:
+        return rule[0] if named & set(re.findall(r"\.(fa-[a-z0-9-]+)::?(?:before|after)", rule[1])) else ""
+
+    css = FA_ICON_RULE.sub(kept, (source / THEME_CSS).read_text(encoding="utf-8"))
+    (outdir / "_static" / THEME_CSS).write_text(css, encoding="utf-8")
+    code_points = {int(escape, 16) if escape else ord(char) for path in (outdir / "_static").rglob("*.css")
+                   for escape, char in CSS_CODE_POINT.findall(path.read_text(encoding="utf-8", errors="replace"))}
+    options = subset.Options(flavor="woff2", layout_features=["*"], notdef_outline=True)
+    for font_path in sorted((source / FA_FONTS).glob("*.woff2")):
+        font = subset.load_font(str(font_path), options)
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=code_points)
+        subsetter.subset(font)
+        subset.save_font(font, str(outdir / "_static" / FA_FONTS / font_path.name), options)
 
 
 def _explorers_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
@@ -218,24 +280,36 @@ class ExplorerPages(SphinxPostTransform):
 
 
 def _externalise(spec_json: str, folder: Path) -> str:
+    """The spec with each large array moved to ``<digest>.js``. An array that deflate shrinks by a fifth or more (the
+    image grids of chapter 7's explorers, to about a third; int8 network weights hardly shrink) is also written
+    deflated, ``<digest>.z.js`` (the spec's ``packed``), which the runtime loads instead and inflates with the
+    browser's DecompressionStream; a browser without one loads ``<digest>.js``. The explorer gets the same bytes."""
     spec = json.loads(spec_json.replace("<\\/", "</"))
     for entry in spec.get("data", {}).values():
         b64 = entry.get("b64", "")
         if len(b64) < EXTERNAL_MIN_CHARS:
             continue
         digest = hashlib.sha256(b64.encode("ascii")).hexdigest()[:20]
-        path = folder / f"{digest}.js"
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(f'vaeExplorer.data("{digest}","{b64}");\n', encoding="ascii")
+        folder.mkdir(parents=True, exist_ok=True)
+        packed = base64.b64encode(zlib.compress(base64.b64decode(b64), 9)).decode("ascii")
+        _write_once(folder / f"{digest}.js", f'vaeExplorer.data("{digest}","{b64}");\n')
+        if len(packed) <= PACKED_AT_MOST * len(b64):
+            _write_once(folder / f"{digest}.z.js", f'vaeExplorer.data("{digest}","{packed}","deflate");\n')
+            entry["packed"] = "deflate"
         entry["external"] = digest
         del entry["b64"]
     return json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
 
 
+def _write_once(path: Path, text: str) -> None:
+    if not path.exists():
+        path.write_text(text, encoding="ascii")
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _vendor)
     app.connect("builder-inited", _without_fontawesome_js)
+    app.connect("build-finished", _only_the_icons_in_use)
     app.add_css_file(PAGE_CSS, priority=900)  # after the theme's style sheets
     app.add_js_file(PAGE_JS, priority=101, defer="defer")  # every page; after plotly.js, before DOMContentLoaded
     app.add_post_transform(DropWidgetViews)

@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import browsers  # noqa: E402
 import test_browser  # noqa: E402
 
 CHAPTERS, HOSTS = test_browser.CHAPTERS, test_browser.HOSTS
@@ -54,10 +54,122 @@ def test_the_bundle_is_the_plotly_js_version_plotly_py_writes_figures_for():
 
     path, version, traces = static_page.plotly_bundle()
     assert version == get_plotlyjs_version(), f"{path} is plotly.js {version}: rebuild it (tools/plotly_bundle)"
-    listed = json.loads((ROOT / "tools" / "plotly_bundle" / "traces.json").read_text())["traces"]
-    assert traces == listed, "the bundle was not built from tools/plotly_bundle/traces.json"
+    listed = json.loads((ROOT / "tools" / "plotly_bundle" / "traces.json").read_text())
+    assert traces == listed["traces"], "the bundle was not built from tools/plotly_bundle/traces.json"
+    assert static_page.plotly_bundle_components_left_out() == listed.get("components_left_out", []), \
+        "the bundle was not built from tools/plotly_bundle/traces.json"
     full = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
     assert path.stat().st_size < 0.4 * full.stat().st_size, "the partial bundle is not much smaller than the full one"
+
+
+# ---------------------------------------------------------------- what every page loads: icons, search index
+
+
+def _icons_in_pages(book_html: Path) -> dict[tuple[str, str], set[str]]:
+    """Every Font Awesome icon an element of a built page shows: (style, name) -> the pages; style is the web font
+    it is drawn from (brands, regular, solid: Font Awesome's rule for ``fa-brands``/``fab``, ``fa-regular``/``far``,
+    else solid)."""
+    import re
+
+    icons: dict[tuple[str, str], set[str]] = {}
+    for page in book_html.rglob("*.html"):
+        for classes in re.findall(r'class="([^"]*\bfa-[^"]*)"', page.read_text(encoding="utf-8")):
+            names = classes.split()
+            style = ("brands" if {"fa-brands", "fab"} & set(names) else
+                     "regular" if {"fa-regular", "far"} & set(names) else "solid")
+            for name in names:
+                if name.startswith("fa-") and name not in ("fa-brands", "fa-regular", "fa-solid", "fa-fw", "fa-lg"):
+                    icons.setdefault((style, name), set()).add(page.name)
+    return icons
+
+
+@pytest.mark.slow
+def test_every_icon_a_page_shows_keeps_its_rule_and_its_glyph(book_html):
+    """The built theme style sheet keeps only the used icons' rules and the web fonts only their glyphs
+    (_ext/static_page.py): every icon named by a page still has its rule, and its font has the glyph."""
+    import re
+
+    from fontTools.ttLib import TTFont
+
+    css = (book_html / "_static" / static_page.THEME_CSS).read_text(encoding="utf-8")
+    fonts = {style: TTFont(book_html / "_static" / static_page.FA_FONTS / f"fa-{style}-{weight}.woff2")
+             for style, weight in (("brands", 400), ("regular", 400), ("solid", 900))}
+    icons = _icons_in_pages(book_html)
+    assert ("brands", "fa-github") in icons  # the repository button
+    missing = []
+    for (style, name), pages in sorted(icons.items()):
+        rule = re.search(r"\." + re.escape(name) + r':before[^{]*\{content:"\\([0-9a-f]+)"\}', css)
+        if rule is None:
+            if re.search(r"\." + re.escape(name) + r"[:,{ ]", css) is None:  # a modifier (fa-2x ...) has no glyph
+                missing.append(f"{name}: no rule ({sorted(pages)[:2]})")
+            continue
+        if int(rule[1], 16) not in fonts[style].getBestCmap():
+            missing.append(f"{name}: U+{rule[1]} not in fa-{style} ({sorted(pages)[:2]})")
+    assert not missing, missing
+    sizes = {p.name: p.stat().st_size for p in (book_html / "_static" / static_page.FA_FONTS).glob("*.woff2")}
+    assert max(sizes.values()) < 20_000, f"the web fonts were not cut to the icons in use: {sizes}"
+    assert len(css) < 330_000, "the theme style sheet still holds every icon's rule"
+
+
+@pytest.mark.slow
+def test_only_the_search_page_loads_the_search_index(book_html):
+    """The theme's search-as-you-type is off, so a chapter does not load searchindex.js and Sphinx's search scripts;
+    the search page does, and finds the chapters' words."""
+    search = (book_html / "search.html").read_text(encoding="utf-8")
+    assert "searchindex.js" in search and "searchtools.js" in search
+    for page in [book_html / "book" / f"{c}.html" for c in CHAPTERS] + [book_html / "book" / "intro.html"]:
+        text = page.read_text(encoding="utf-8")
+        assert "searchindex.js" not in text and "searchtools.js" not in text, page.name
+        assert 'action="../search.html"' in text or 'action="search.html"' in text, f"{page.name}: no search box"
+
+
+@in_browser
+def test_deflated_explorer_data_gives_the_explorers_the_same_values(browser, server, book_html):
+    """The book stores an explorer's compressible arrays (chapter 7's image grids) also deflated (``<digest>.z.js``,
+    _ext/static_page.py), which the runtime inflates with the browser's DecompressionStream: the page loads those and
+    its explorers hold exactly the values they hold from the plain files, which a browser without DecompressionStream
+    loads."""
+    assert list((book_html / "_static" / "vendor" / "explorer-data").glob("*.z.js")), "no deflated explorer data"
+    values = f"() => JSON.stringify({HOSTS}.map(h => h.explorer.values()), (k, v) => v && v.d ? Array.from(v.d) : v)"
+    found = {}
+    for hidden in (False, True):
+        visit = Visit(browser, f"{server}/book/07_faces.html",
+                      init_script="delete window.DecompressionStream;" if hidden else None)
+        visit.page.wait_for_function(f"() => {HOSTS}.length > 0 && {HOSTS}.every(h => h.explorer)", timeout=60_000)
+        deflated = visit.page.evaluate("() => performance.getEntriesByType('resource').filter(r => "
+                                       "r.name.endsWith('.z.js')).length")
+        found[hidden] = (visit.page.evaluate(values), deflated)
+        visit.close()
+    assert found[False][1] > 0 and found[True][1] == 0, "the deflated files were not (or always) the ones loaded"
+    assert found[False][0] == found[True][0], "the inflated arrays differ from the plain ones"
+
+
+# ---------------------------------------------------------------- numbering
+
+
+@pytest.mark.slow
+def test_chapters_are_numbered_1_to_n_and_the_appendix_pages_are_not(book_html):
+    """The chapters' titles, and their entries in the sidebar, carry 1., 2., ... in the order of _toc.yml; the appendix
+    pages (common mistakes, glossary, references) carry no number (they were numbered on after the chapters)."""
+    import re
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import book_toc
+
+    number = re.compile(r'<h1>\s*<span class="section-number">([^<]*)</span>')
+    chapters, appendix = book_toc.chapters(), book_toc.appendix()
+    for i, page in enumerate(chapters, start=1):
+        found = number.search((book_html / f"{page}.html").read_text(encoding="utf-8"))
+        assert found is not None and found[1].strip() == f"{i}.", (page, found and found[1])
+    for page in appendix:
+        assert number.search((book_html / f"{page}.html").read_text(encoding="utf-8")) is None, page
+    nav = (book_html / "book" / "intro.html").read_text(encoding="utf-8").split('bd-docs-nav', 1)[1]
+    entries = re.findall(r'<a class="reference internal" href="([^"#]+)\.html">\s*([^<]*)<', nav)
+    shown = {href.rsplit("/", 1)[-1]: text.strip() for href, text in entries}
+    for i, page in enumerate(chapters, start=1):
+        assert shown[Path(page).name].startswith(f"{i}. "), (page, shown.get(Path(page).name))
+    for page in appendix:
+        assert not re.match(r"\d", shown[Path(page).name]), (page, shown[Path(page).name])
 
 
 # ---------------------------------------------------------------- pages in the browser
@@ -67,23 +179,17 @@ class Visit:
     """A page in a fresh context (options: viewport, touch, colour scheme); requests outside localhost are blocked
     and recorded, and so are console errors."""
 
-    def __init__(self, browser, url: str, **context) -> None:
+    def __init__(self, browser, url: str, init_script: str | None = None, **context) -> None:
         self.errors: list[str] = []
         self.outside: list[str] = []
         self.context = browser.new_context(**({"viewport": {"width": 1280, "height": 800}} | context))
-        self.context.route("**/*", self._route)
+        if init_script:  # runs before the page's own scripts
+            self.context.add_init_script(init_script)
+        browsers.keep_local(self.context, self.outside)
         self.page = self.context.new_page()
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url, wait_until="load")
-
-    def _route(self, route) -> None:
-        url = route.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            self.outside.append(url)
-            route.abort()
 
     def draw_all(self) -> int:
         """Draw every figure (as before printing) and wait for them; the number of figures."""

@@ -18,16 +18,28 @@
 const path = require('path');
 const fs = require('fs');
 
-const TRACES = require('./traces.json').traces;
+const { traces: TRACES, components_left_out: LEFT_OUT = [] } = require('./traces.json');
 const root = process.cwd(); // the unpacked plotly.js package
 const out = path.resolve(process.argv[2] || 'plotly-book.min.js');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 if (pkg.name !== 'plotly.js') { throw new Error(`run this in the unpacked plotly.js package, not ${root}`); }
 
+// plotly.js's core (src/core.js) registers every layout component; the book's figures have no sliders, menus, range
+// sliders or selectors and no 3-D scenes, so the bundle's core is src/core.js without the components traces.json lists
+// in components_left_out (the build fails if one is not found there)
+let core = fs.readFileSync(path.join(root, 'src', 'core.js'), 'utf8');
+for (const name of LEFT_OUT) {
+  const line = new RegExp(`\\n\\s*require\\('\\./components/${name}'\\),?`);
+  if (!line.test(core)) { throw new Error(`src/core.js does not register the component ${name}`); }
+  core = core.replace(line, '');
+}
+const coreFile = path.join(root, 'src', 'core-vae-book.js');
+fs.writeFileSync(coreFile, core);
+
 const entry = path.join(root, 'lib', 'index-vae-book.js');
 fs.writeFileSync(entry, [
   "'use strict';",
-  "var Plotly = require('./core');",
+  "var Plotly = require('../src/core-vae-book');",
   'Plotly.register([',
   ...TRACES.filter(t => t !== 'scatter').map(t => `  require('./${t}'),`),  // scatter is part of the core
   ']);',
@@ -42,6 +54,7 @@ const InlineCSSPlugin = need('esbuild-plugin-inline-css');
 const banner = `/**
 * plotly.js v${pkg.version}, partial bundle for the VAE book (tools/plotly_bundle/build.js)
 * traces: ${TRACES.join(', ')} (no map subplots)
+* components left out: ${LEFT_OUT.join(', ') || 'none'}
 * Copyright 2012-2026, Plotly, Inc.
 * All rights reserved.
 * Licensed under the MIT license
@@ -73,5 +86,6 @@ build({
   logLevel: 'info',
 }).then(() => {
   fs.unlinkSync(entry);
+  fs.unlinkSync(coreFile);
   console.log(`${out}: ${fs.statSync(out).size} bytes, plotly.js ${pkg.version}, traces ${TRACES.join(', ')}`);
 });
