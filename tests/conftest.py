@@ -50,3 +50,51 @@ def browser():
     """Headless Chromium for one test module (tests/browsers.py says which binary, and how to get one)."""
     with browsers.launched() as b:
         yield b
+
+
+# --- the models shared by test_quadrature.py and test_gap.py (a module may define its own under the same name) -----
+@pytest.fixture(scope="module")
+def linear():
+    """The linear-Gaussian model p(x|z) = N(Wz + b, 0.7² I) with D = 3, L = 2: everything in closed form."""
+    from vae_lib.toy import LinearGaussianModel
+
+    g = torch.Generator().manual_seed(0)
+    return LinearGaussianModel(torch.randn(3, 2, generator=g, dtype=torch.float64),
+                               torch.randn(3, generator=g, dtype=torch.float64), 0.7)
+
+
+@pytest.fixture(scope="module")
+def linear_on_grid(linear):
+    """The same decoder as a GridLatentModel (any f, quadrature on a 141² grid over [−7, 7]²)."""
+    from vae_lib.toy import GridLatentModel
+
+    w, b = linear.weight, linear.bias
+    return GridLatentModel(lambda z: z @ w.T + b, linear.sigma, latent_dim=2, data_dim=3, n_grid=141)
+
+
+@pytest.fixture(scope="module")
+def xs(linear):
+    """Three observations drawn from ``linear``, (3, D)."""
+    return linear.sample(3, generator=torch.Generator().manual_seed(1))[0]
+
+
+@pytest.fixture(scope="module")
+def folded():
+    """Chapter 2's folded model f(z) = (z₁², z₂), σ = 0.3: a two-mode posterior for x₁ > 0."""
+    from vae_lib.toy import folded_model
+
+    return folded_model(sigma=0.3)
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+    """An untrained categorical VAE with a 2-D latent (digits' shape)."""
+    from vae_lib.models import VAE, VAEConfig
+
+    return VAE(VAEConfig(latent_dim=2, hidden=(16,), likelihood="categorical", seed=0))
+
+
+@pytest.fixture(scope="module")
+def digits_x():
+    """Four random 8 × 8 images of pixel levels 0..16, (4, 64)."""
+    return torch.randint(0, 17, (4, 64), generator=torch.Generator().manual_seed(2)).float()

@@ -34,45 +34,13 @@ from vae_lib.quadrature import (
     posterior_moments,
     reverse_kl,
 )
-from vae_lib.toy import GridLatentModel, LinearGaussianModel, folded_model
+from vae_lib.toy import LinearGaussianModel
 
 F64 = torch.float64
 
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def linear() -> LinearGaussianModel:
-    g = gen(0)
-    return LinearGaussianModel(torch.randn(3, 2, generator=g, dtype=F64), torch.randn(3, generator=g, dtype=F64), 0.7)
-
-
-@pytest.fixture(scope="module")
-def linear_on_grid(linear) -> GridLatentModel:
-    w, b = linear.weight, linear.bias
-    return GridLatentModel(lambda z: z @ w.T + b, linear.sigma, latent_dim=2, data_dim=3, n_grid=141)
-
-
-@pytest.fixture(scope="module")
-def xs(linear) -> torch.Tensor:
-    return linear.sample(3, generator=gen(1))[0]  # (3, D)
-
-
-@pytest.fixture(scope="module")
-def folded() -> GridLatentModel:
-    return folded_model(sigma=0.3)
-
-
-@pytest.fixture(scope="module")
-def small_vae() -> VAE:
-    return VAE(VAEConfig(latent_dim=2, hidden=(16,), likelihood="categorical", seed=0))
-
-
-@pytest.fixture(scope="module")
-def digits_x() -> torch.Tensor:
-    return torch.randint(0, 17, (4, 64), generator=gen(2)).float()
 
 
 # ---------------------------------------------------------------------------------------------------------

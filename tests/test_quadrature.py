@@ -17,7 +17,6 @@ from torch.distributions import MultivariateNormal
 
 import vae_lib
 from vae_lib.gaussian import diag_gaussian, kl_diag_gaussian_std_normal, kl_full_gaussians
-from vae_lib.models import VAE, VAEConfig
 from vae_lib.quadrature import (
     GaussianFitConfig,
     adam,
@@ -33,7 +32,6 @@ from vae_lib.quadrature import (
     posterior_moments,
     reverse_kl,
 )
-from vae_lib.toy import GridLatentModel, LinearGaussianModel, folded_model
 
 F64 = torch.float64
 
@@ -43,40 +41,8 @@ def gen(seed: int) -> torch.Generator:
 
 
 @pytest.fixture(scope="module")
-def linear() -> LinearGaussianModel:
-    g = gen(0)
-    return LinearGaussianModel(torch.randn(3, 2, generator=g, dtype=F64), torch.randn(3, generator=g, dtype=F64), 0.7)
-
-
-@pytest.fixture(scope="module")
-def linear_on_grid(linear) -> GridLatentModel:
-    w, b = linear.weight, linear.bias
-    return GridLatentModel(lambda z: z @ w.T + b, linear.sigma, latent_dim=2, data_dim=3, n_grid=141)
-
-
-@pytest.fixture(scope="module")
-def xs(linear) -> torch.Tensor:
-    return linear.sample(3, generator=gen(1))[0]  # (3, D)
-
-
-@pytest.fixture(scope="module")
 def log_joint(linear_on_grid, xs) -> torch.Tensor:
     return log_joint_on_grid(linear_on_grid, xs, linear_on_grid.grid)  # (G, 3)
-
-
-@pytest.fixture(scope="module")
-def folded() -> GridLatentModel:
-    return folded_model(sigma=0.3)
-
-
-@pytest.fixture(scope="module")
-def small_vae() -> VAE:
-    return VAE(VAEConfig(latent_dim=2, hidden=(16,), likelihood="categorical", seed=0))
-
-
-@pytest.fixture(scope="module")
-def digits_x() -> torch.Tensor:
-    return torch.randint(0, 17, (4, 64), generator=gen(2)).float()
 
 
 Q_MEAN = torch.tensor([[0.3, -0.2], [0.0, 0.5], [-0.4, 0.1]], dtype=F64)
