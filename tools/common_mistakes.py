@@ -70,6 +70,13 @@ COMMON_BUGS = {
         "a few codes take most inputs and the rest are never chosen: the perplexity of the code frequencies is far "
         "below the codebook size and the likelihood stalls, while the reconstruction loss alone shows nothing",
     ),
+    "iwae-mean-of-logs": (
+        "An importance-weighted (IWAE) loss that averages the K log-weights, −mean_k log w_k, instead of taking "
+        "the log of the average weight, −(logsumexp_k log w_k − log K)",
+        "the model trains exactly like a VAE with K samples (the K-sample ELBO, whose expectation is the ELBO for "
+        "every K): the reported bound does not rise with K, and a held-out L_K of the model stays as loose as a "
+        "VAE's",
+    ),
     "training-loss-as-evaluation": (
         "Evaluating a VAE by its training loss",
         "the run with the lower training loss can be the worse model: a loss with a β, free bits, a mean over "
