@@ -24,7 +24,14 @@ Coupling layers are networks shared by every x (the posterior depends on x throu
 :class:`FlowPosterior` chains the steps after q_0; :func:`flow_log_weights` gives log w = log p_θ(x, z_T) − log
 q_T(z_T|x) for the ELBO and the importance-weighted bound of :mod:`vae_lib.elbo`; :func:`fit_flow_posterior` maximises
 the ELBO of a free flow for one x (chapter 2's two-mode posterior), and :func:`flow_gap_by_depth` measures
-log p_θ(x) − ELBO against the number of steps T with log p_θ(x) by the toy model's quadrature.
+log p_θ(x) − ELBO against the number of steps T with log p_θ(x) by the toy model's quadrature (each depth
+warm-started from the previous one). :func:`flow_approximation_gaps` does chapter 3's approximation gap on a digits
+VAE with a per-image flow against the per-image diagonal Gaussian (:class:`FlowGapSplit`).
+
+Speed: at these sizes a gradient step costs the number of tiny tensor operations, not arithmetic. Planar and radial
+flows are therefore fitted as one flat parameter vector per row through the amortised path, with every step's
+constrained parameters computed in one vectorised call; independent problems (restarts, warm starts, images) are
+rows of one fit, at about the cost of one.
 """
 
 from __future__ import annotations
@@ -868,7 +875,8 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
     p_θ(x, z_k)/q_T*(z_k|x) with K = ``n_evidence`` draws of the fitted flow (the proposal closest to the posterior;
     standard error by the delta method, sd(w)/(√K mean w)). Its expectation is the bound L_K ≤ log p_θ(x), so the gaps
     are slightly underestimated. ``encoder_evidence`` also computes :func:`vae_lib.evaluation.log_evidence` (the same
-    K draws of q_φ instead): on chapter 8's VAE it is ~0.7 nats lower, below even L[q*] on some images.
+    K draws of q_φ instead): with an encoder far from the posterior it is the looser estimate, on chapter 8's VAEs
+    below even L[q*] on some images.
 
     Example (chapter 8's ELBO-trained digits VAE, eight test images, a few seconds on one thread)::
 
