@@ -65,6 +65,7 @@ FA_NAME = re.compile(r'\bfa-[a-z0-9]+(?:-[a-z0-9]+)*')
 CSS_CODE_POINT = re.compile(r'\\([0-9a-fA-F]{4,6})|([\ue000-\uf8ff])')  # an escape or a private-use character
 THEME_CSS = "styles/pydata-sphinx-theme.css"
 FA_FONTS = "vendor/fontawesome/webfonts"
+SPHINX_DESIGN_CLASS = re.compile(r'class="(?:[^"]* )?sd-')
 
 EXPLORER_JS = "vendor/explorer_runtime.js"
 EXPLORER_HOST = 'class="vae-explorer-host"'
@@ -242,6 +243,18 @@ def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, do
     context["script_files"] = [js for js in context.get("script_files", []) if not is_thebe(js)]
 
 
+def _design_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
+    """sphinx-design (which Jupyter Book always adds) puts its style sheet (53 KB) and its tabs script on every page;
+    only a page with a sphinx-design element (a class ``sd-...``: cards, grids, tabs) loads them. The book's dropdowns
+    are sphinx-togglebutton's, which keeps its own files."""
+    if SPHINX_DESIGN_CLASS.search(context.get("body", "")):
+        return
+    context["css_files"] = [css for css in context.get("css_files", [])
+                            if "sphinx-design" not in str(getattr(css, "filename", css))]
+    context["script_files"] = [js for js in context.get("script_files", [])
+                               if "design-tabs.js" not in str(getattr(js, "filename", js) or "")]
+
+
 class DropWidgetViews(SphinxPostTransform):
     """Remove widget views (and outputs left empty by that) before myst-nb wraps hidden outputs (priority 199)."""
 
@@ -325,6 +338,7 @@ def setup(app: Sphinx) -> dict:
     app.add_post_transform(ExplorerPages)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb adds page scripts
     app.connect("html-page-context", _drop_thebe, priority=900)  # after every extension added its scripts
+    app.connect("html-page-context", _design_where_needed, priority=900)
     app.connect("html-page-context", _plotly_where_needed, priority=500)  # before _drop_thebe copies the list
     app.connect("html-page-context", _explorers_where_needed, priority=500)
     app.config.mathjax_path = "vendor/mathjax/startup.js"

@@ -172,6 +172,19 @@ def test_chapters_are_numbered_1_to_n_and_the_appendix_pages_are_not(book_html):
         assert not re.match(r"\d", shown[Path(page).name]), (page, shown[Path(page).name])
 
 
+@pytest.mark.slow
+def test_a_page_without_sphinx_design_elements_does_not_load_its_files(book_html):
+    """sphinx-design's style sheet and tabs script load only on a page that has one of its elements (class sd-...)."""
+    import re
+
+    pages = list(book_html.rglob("*.html"))
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        uses = re.search(r'class="(?:[^"]* )?sd-', text) is not None
+        assert uses == ("sphinx-design.min.css" in text) == ("design-tabs.js" in text), page.name
+    assert any("sphinx-design.min.css" not in p.read_text(encoding="utf-8") for p in pages)
+
+
 # ---------------------------------------------------------------- pages in the browser
 
 
