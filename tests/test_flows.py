@@ -507,3 +507,19 @@ def test_flow_approximation_gaps_refuses_bad_input(digits_vae_2d):
         flow_approximation_gaps(folded_model(), x, FlowConfig(latent_dim=2), quick, quick, generator=gen(0))
     with pytest.raises(TypeError, match="generator"):
         flow_approximation_gaps(vae, x, FlowConfig(latent_dim=2), quick, quick, generator=None)
+
+
+def test_the_monte_carlo_elbo_and_its_standard_error_are_those_of_the_log_weights():
+    """_monte_carlo_elbo accumulates sums over chunks: its mean and standard error equal the mean and sd/√n of the
+    same log-weights drawn in one piece with the same generator."""
+    from vae_lib.flows import _monte_carlo_elbo
+
+    model = folded_model()
+    flow = random_flow("planar", 3, seed=50)
+    with torch.no_grad():
+        log_w = flow_log_weights(X_TWO_MODES, model, flow, 3000, generator=gen(9))[:, 0]
+    mean, se = _monte_carlo_elbo(X_TWO_MODES, model, flow, 3000, generator=gen(9), max_elements=3000)
+    torch.testing.assert_close(mean[0], log_w.mean(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(se[0], log_w.std() / math.sqrt(3000), atol=1e-10, rtol=0)
+    chunked, _ = _monte_carlo_elbo(X_TWO_MODES, model, flow, 3000, generator=gen(9), max_elements=700)
+    assert abs(chunked.item() - log_w.mean().item()) < 5 * se.item()  # other draws, the same estimate

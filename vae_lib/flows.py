@@ -611,7 +611,7 @@ def _fit_rows(model: LatentVariableModel, x: Tensor, flow_config: FlowConfig, ve
 
     def log_joint_and_q(g: torch.Generator) -> tuple[Tensor, Tensor]:
         z, log_q = rows._rsample(fit_config.n_samples, g, vector[:, :lat], vector[:, lat:2 * lat],
-                                 vector[:, 2 * lat:])  # (K, B, L), (K, B); the vector's shape checked once below
+                                 vector[:, 2 * lat:])  # (K, B, L), (K, B); unchecked: checked once above
         return model.log_likelihood(x, z) + model.prior.log_prob(z), log_q
 
     trace = _maximise_elbo(model, [vector], log_joint_and_q, fit_config, annealed)
