@@ -727,7 +727,8 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
     a flow needs the broad start to cover both modes. Each depth T ≥ 1 is fitted from ``restarts`` annealed broad
     starts (seeds ``seed``, ``seed + 1``, …) and, with ``warm_start`` (``depths`` increasing), from the previous
     depth's flow followed by identity steps (it starts at the previous gap and Adam can only lower it, up to noise);
-    for planar/radial flows all of them are rows of one vectorised fit (about the cost of one). The best ELBO on 10 %
+    for planar/radial flows all of them are rows of one vectorised fit (about the cost of one); coupling flows get one
+    annealed fit and the warm start, one after the other (``restarts`` is not used). The best ELBO on 10 %
     of ``eval_samples`` selection draws is kept and then scored on fresh draws: any q gives a lower bound, so keeping
     the best is honest, and the reported gap is that of the best flow *found* (an upper bound on the family's best).
 
