@@ -406,6 +406,10 @@ REQUIRED = {
     "cremer2018": (["Cremer", "Li", "Duvenaud"], "2018", "ICML"),
     "williams1992": (["Williams"], "1992", "Machine Learning"),
     "bowman2016": (["Bowman", "Vilnis", "Vinyals", "Dai", "Jozefowicz", "Bengio"], "2016", "CoNLL"),
+    "rainforth2018": (["Rainforth", "Kosiorek", "Le", "Maddison", "Igl", "Wood", "Teh"], "2018", "ICML"),
+    "tucker2019": (["Tucker", "Lawson", "Gu", "Maddison"], "2019", "ICLR"),
+    "rezende2015": (["Rezende", "Mohamed"], "2015", "ICML"),
+    "dinh2017": (["Dinh", "Sohl-Dickstein", "Bengio"], "2017", "ICLR"),
 }
 
 
