@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from . import quadrature
-from ._checks import as_tensor, check_count, check_last_dim
+from ._checks import as_tensor, check_count, check_instance, check_last_dim
 from .elbo import LatentVariableModel, repeated_log_marginal_estimates
 from .gaussian import diag_gaussian
 from .models import VAE
@@ -195,6 +195,7 @@ def gap_decomposition(vae: VAE, x: Tensor, grid: LatentGrid,
     encoder's q_φ(z|x), and of the best diagonal Gaussian q* (Adam on the quadrature ELBO from the encoder's q)."""
     if not isinstance(vae, VAE):
         raise TypeError(f"vae must be a VAE, got {type(vae).__name__}")
+    check_instance("grid", grid, LatentGrid, "a vae_lib.quadrature.LatentGrid")
     if vae.config.latent_dim != grid.points.shape[1]:
         raise ValueError(f"grid must have the VAE's latent size {vae.config.latent_dim}, got {grid.points.shape[1]}")
     log_joint = quadrature.log_joint_on_grid(vae, x, grid)  # (G, B)

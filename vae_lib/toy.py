@@ -5,8 +5,8 @@ Chapter 1 introduces them; the ELBO and KL-gap chapters use them to put the true
 * :class:`LinearGaussianModel` — p(z) = N(0, I_L), p(x|z) = N(W z + b, σ² I_D). Everything is closed
   form: p(x) = N(b, W Wᵀ + σ² I), p(z|x) = N(S Wᵀ (x − b)/σ², S) with S = (I + WᵀW/σ²)⁻¹.
 * :class:`GridLatentModel` — p(z) = N(0, I_L) with L ∈ {1, 2} and a *nonlinear* decoder mean f(z),
-  p(x|z) = N(f(z), σ² I_D). Integrals over z are done by quadrature on a fine grid, so log p(x) and
-  the posterior density are exact up to the grid's (tested) error.
+  p(x|z) = N(f(z), σ² I_D). Integrals over z are done by quadrature on a fine grid (:mod:`vae_lib.quadrature`),
+  so log p(x) and the posterior density are exact up to the grid's (tested) error.
 """
 
 from __future__ import annotations
