@@ -5,8 +5,8 @@
  * and the figure is drawn at once, as plotly draws it.
  *
  * - Lazy drawing: one IntersectionObserver with a margin of 1.5 viewport heights above and below watches every figure
- *   that is not drawn yet; a figure is drawn the first time it comes within that margin: at once if it is in the
- *   viewport, else in a later task, one figure per task, after the figures in the viewport. The figure's <div> has its
+ *   that is not drawn yet; a figure is drawn the first time it comes within that margin: the topmost one in the
+ *   viewport at once, the others in later tasks, one figure per task, those in the viewport first. The figure's <div> has its
  *   final height from the start (plotly.py writes it into its style), so anchors and scroll positions do not move
  *   when it is drawn. Before printing, every figure not drawn yet is drawn.
  * - Dark theme: the theme (pydata-sphinx-theme) sets <html data-theme="dark">. Then each figure is drawn with a dark
@@ -152,19 +152,24 @@
     var next = function () { if (queue.length && !queued) { queued = true; setTimeout(drawNext, 0); } };
     draw(queue.shift()).then(next, next);
   }
-  function drawSoon(fig) {
+  function drawSoon(fig, first) {
     if (fig.drawn || queue.indexOf(fig) >= 0) { return; }
-    queue.push(fig);
+    if (first) { queue.unshift(fig); } else { queue.push(fig); }
     if (!queued) { queued = true; setTimeout(drawNext, 0); }
   }
 
   var observer = ('IntersectionObserver' in window) ? new IntersectionObserver(function (entries) {
+    var inView = [];
     entries.forEach(function (entry) {
       if (!entry.isIntersecting) { return; }
       var box = entry.boundingClientRect;
       var fig = entry.target.__vaeFigure;
-      if (box.bottom > 0 && box.top < window.innerHeight) { draw(fig); } else { drawSoon(fig); }
+      if (box.bottom > 0 && box.top < window.innerHeight) { inView.push(fig); } else { drawSoon(fig, false); }
     });
+    // the first figure in view now; any other in view next, before the ones only near it
+    inView.sort(function (a, b) { return a.gd.getBoundingClientRect().top - b.gd.getBoundingClientRect().top; });
+    inView.slice(1).reverse().forEach(function (fig) { drawSoon(fig, true); });
+    if (inView.length) { draw(inView[0]); }
   }, { rootMargin: MARGIN }) : null;
 
   function newPlot(id, data, layout, config) {
