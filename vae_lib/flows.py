@@ -58,6 +58,7 @@ from ._checks import (
     check_real,
 )
 from .elbo import LatentVariableModel
+from .inference_gaps import MonteCarloGaps, monte_carlo_gap_decomposition
 from .networks import _seeded, mlp
 from .quadrature import LatentGrid, log_joint_on_grid, log_posterior, model_log_marginal, reverse_kl
 
@@ -817,7 +818,8 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
 class FlowGapSplit:
     """Per image (each (B,), nats): log p_θ(x) by importance sampling with the fitted flow as proposal, and the ELBOs
     (Monte Carlo, with standard errors) of the encoder's q_φ(z|x), of the best diagonal Gaussian q* found for each
-    image and of the best flow q_T* found for each image (T steps on top of that Gaussian). Chapter 3's split
+    image (:func:`vae_lib.inference_gaps.monte_carlo_gap_decomposition`) and of the best flow q_T* found for each
+    image (T steps on top of that Gaussian). Chapter 3's split
     (Cremer et al., 2018): approximation gap log p_θ(x) − L[q*] (what the family cannot do), amortization gap
     L[q*] − L[q_φ] (what one shared encoder loses). A richer family lowers the first: :attr:`approximation_gap_flow`
     against :attr:`approximation_gap`. ``log_px_encoder`` is :func:`vae_lib.evaluation.log_evidence` (proposal q_φ,
@@ -859,18 +861,18 @@ class FlowGapSplit:
         return self.elbo_gaussian - self.elbo_encoder
 
 
-def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
-                            gaussian_fit_config: FlowFitConfig, flow_fit_config: FlowFitConfig, *,
-                            n_evidence: int = 1000, encoder_evidence: bool = False,
-                            generator: torch.Generator) -> FlowGapSplit:
+def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, fit_config: FlowFitConfig, *,
+                            generator: torch.Generator, gaussian_gaps: MonteCarloGaps | None = None,
+                            n_evidence: int = 1000, encoder_evidence: bool = False) -> FlowGapSplit:
     """Chapter 3's approximation gap on a digits VAE (any latent size), with a flow posterior against the diagonal one.
 
-    For each image x_b (rows of x, pixel levels): q* = the diagonal Gaussian maximising the Monte Carlo ELBO, started
-    at the encoder's q_φ(z|x_b) (``gaussian_fit_config``); then q_T* = ``flow_config.n_steps`` planar or radial steps
-    on top of q*, started as q* itself (identity steps) and fitted jointly with its q_0 (``flow_fit_config``), so its
-    ELBO starts at L[q*] and can only rise, up to noise. All images are rows of one vectorised fit (per-image flows,
-    not a flow encoder); the VAE is not changed. ELBOs by Monte Carlo with ``eval_samples`` fresh draws each and
-    their standard errors sd/√n.
+    q* is the best diagonal Gaussian found for each image, ``gaussian_gaps`` from
+    :func:`vae_lib.inference_gaps.monte_carlo_gap_decomposition` for the same x (computed with its defaults and
+    ``generator`` if not given). For each image x_b, q_T* = ``flow_config.n_steps`` planar or radial steps on top of
+    q*, started as q* itself (identity steps) and fitted jointly with its q_0 (``fit_config``, Adam on the Monte Carlo
+    ELBO), so its ELBO starts at L[q*] and can only rise, up to noise. All images are rows of one vectorised fit
+    (per-image flows, not a flow encoder); the VAE is not changed. The ELBOs of q_φ, q* and q_T* by Monte Carlo with
+    ``fit_config.eval_samples`` fresh draws each and their standard errors sd/√n.
 
     log p_θ(x): with L ≥ 3 there is no quadrature, so it is estimated by importance sampling, log (1/K) Σ_k
     p_θ(x, z_k)/q_T*(z_k|x) with K = ``n_evidence`` draws of the fitted flow (the proposal closest to the posterior;
@@ -883,11 +885,11 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
 
         vae = vae_lib.iwae_models.load_iwae_model("digits-elbo-k1")
         x = vae_lib.load_digits_split().x_test[:8]
+        gaps = monte_carlo_gap_decomposition(vae, x, generator=torch.Generator().manual_seed(5))
         split = flow_approximation_gaps(
             vae, x, FlowConfig(latent_dim=8, kind="planar", n_steps=8),
-            FlowFitConfig(steps=150, n_samples=16, learning_rate=0.05, eval_samples=1000, lr_decay=0.1),
             FlowFitConfig(steps=150, n_samples=16, learning_rate=0.02, eval_samples=1000, lr_decay=0.1),
-            generator=torch.Generator().manual_seed(0))
+            generator=torch.Generator().manual_seed(0), gaussian_gaps=gaps)
         split.approximation_gap.mean(), split.approximation_gap_flow.mean()  # nats per image
     """
     from .evaluation import log_evidence
@@ -895,8 +897,7 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
 
     check_instance("vae", vae, VAE, "a vae_lib.VAE")
     check_instance("flow_config", flow_config, FlowConfig, "a FlowConfig")
-    check_instance("gaussian_fit_config", gaussian_fit_config, FlowFitConfig, "a FlowFitConfig")
-    check_instance("flow_fit_config", flow_fit_config, FlowFitConfig, "a FlowFitConfig")
+    check_instance("fit_config", fit_config, FlowFitConfig, "a FlowFitConfig")
     check_generator(generator)
     n_evidence = check_count("n_evidence", n_evidence, maximum=10**6)
     check_bool("encoder_evidence", encoder_evidence)
@@ -907,32 +908,37 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
         raise ValueError("flow_config.kind must be 'planar' or 'radial' (per-image parameters), got 'coupling'")
     dtype = next(vae.parameters()).dtype
     x = vae.flatten_data(x)  # (B, D), checked by the model
+    if gaussian_gaps is None:
+        gaussian_gaps = monte_carlo_gap_decomposition(vae, x, generator=generator)
+    check_instance("gaussian_gaps", gaussian_gaps, MonteCarloGaps,
+                   "a MonteCarloGaps from vae_lib.inference_gaps.monte_carlo_gap_decomposition, or None")
+    if gaussian_gaps.optimal_mean.shape != (x.shape[0], lat):
+        raise ValueError(f"gaussian_gaps must hold q* for the {x.shape[0]} rows of x (optimal_mean ({x.shape[0]}, "
+                         f"{lat})), got {tuple(gaussian_gaps.optimal_mean.shape)}")
     config = replace(flow_config, amortised=False, free_base=True, dtype=dtype)
     with torch.no_grad():
         enc_mean, enc_log_var = vae.encode(x)  # (B, L) each
-    gaussian = replace(config, n_steps=0)
-    start = torch.cat([enc_mean, enc_log_var], dim=-1)  # (B, 2L)
-    fitted_gaussian, _ = _fit_rows(vae, x, gaussian, start, gaussian_fit_config)
+    q_star = torch.cat([gaussian_gaps.optimal_mean, gaussian_gaps.optimal_log_var], dim=-1).to(dtype)  # (B, 2L)
     identity = FlowPosterior(config)
     for step in identity.steps:
         with torch.no_grad():
             step.params.copy_(_identity_params(step))
     steps = _as_vector(identity)[:, 2 * lat:].expand(x.shape[0], -1)  # (B, T·P), the identity for every image
-    fitted_flow, _ = _fit_rows(vae, x, config, torch.cat([fitted_gaussian, steps], dim=-1), flow_fit_config)
+    fitted_flow, _ = _fit_rows(vae, x, config, torch.cat([q_star, steps], dim=-1), fit_config)
 
-    rows0 = FlowPosterior(replace(gaussian, amortised=True, free_base=False))
+    rows0 = FlowPosterior(replace(config, n_steps=0, amortised=True, free_base=False))  # T = 0: the Gaussians
     rows = FlowPosterior(replace(config, amortised=True, free_base=False))
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     gens = [torch.Generator().manual_seed(seed + i) for i in range(5)]
-    n_gauss, n_flow = gaussian_fit_config.eval_samples, flow_fit_config.eval_samples
+    n_eval = fit_config.eval_samples
     no_steps = torch.zeros(x.shape[0], 0, dtype=dtype)
-    elbo_enc, se_enc = _monte_carlo_elbo(x, vae, rows0, n_gauss, generator=gens[0], mean=enc_mean,
+    elbo_enc, se_enc = _monte_carlo_elbo(x, vae, rows0, n_eval, generator=gens[0], mean=enc_mean,
                                          log_var=enc_log_var, params=no_steps)
-    elbo_gauss, se_gauss = _monte_carlo_elbo(x, vae, rows0, n_gauss, generator=gens[1], mean=fitted_gaussian[:, :lat],
-                                             log_var=fitted_gaussian[:, lat:], params=no_steps)
+    elbo_gauss, se_gauss = _monte_carlo_elbo(x, vae, rows0, n_eval, generator=gens[1], mean=q_star[:, :lat],
+                                             log_var=q_star[:, lat:], params=no_steps)
     flow_args = {"mean": fitted_flow[:, :lat], "log_var": fitted_flow[:, lat:2 * lat],
                  "params": fitted_flow[:, 2 * lat:]}
-    elbo_flow, se_flow = _monte_carlo_elbo(x, vae, rows, n_flow, generator=gens[2], **flow_args)
+    elbo_flow, se_flow = _monte_carlo_elbo(x, vae, rows, n_eval, generator=gens[2], **flow_args)
     chunk = max(1, 2**16 // x.shape[0])
     with torch.no_grad():
         log_w = torch.cat([flow_log_weights(x, vae, rows, min(chunk, n_evidence - s), generator=gens[3], **flow_args)
@@ -941,5 +947,5 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig,
     w = torch.exp(log_w - log_w.max(0).values)  # (K, B), scaled weights
     log_px_se = w.std(0) / (w.mean(0) * math.sqrt(n_evidence))  # sd(ŵ)/(√K mean ŵ), the delta method
     log_px_encoder = log_evidence(vae, x, n_evidence, generator=gens[4]).to(torch.float64) if encoder_evidence else None
-    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, fitted_gaussian,
+    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, q_star,
                         rows, fitted_flow, log_px_encoder)
