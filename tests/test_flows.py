@@ -450,8 +450,8 @@ class _RowsDensity:
 
 def test_flow_approximation_gaps_agree_with_quadrature_on_a_2d_digits_vae(digits_vae_2d):
     """flow_approximation_gaps on a 2-D latent VAE, where everything has an exact value: log p(x) by importance
-    sampling with the fitted flow agrees with quadrature; the encoder's, q*'s and q_T*'s Monte Carlo ELBOs agree with
-    their quadrature ELBOs (the flow's density by inversion); q* reaches the quadrature-fitted best Gaussian
+    sampling with the fitted flow agrees with quadrature within its standard error (q*'s estimate within 0.25); the
+    encoder's, q*'s and q_T*'s Monte Carlo ELBOs agree with their quadrature ELBOs (the flow's density by inversion); q* reaches the quadrature-fitted best Gaussian
     (vae_lib.gap.gap_decomposition); the flow never loses against q*; the VAE is left untouched."""
     from vae_lib import quadrature as quad
     from vae_lib.flows import FlowGapSplit, flow_approximation_gaps
@@ -472,8 +472,11 @@ def test_flow_approximation_gaps_agree_with_quadrature_on_a_2d_digits_vae(digits
     grid = quad.latent_grid(6.0, 161)
     log_joint = quad.log_joint_on_grid(vae, x, grid)  # (G, B)
     exact_log_px = quad.log_marginal(log_joint, grid)  # (B,)
-    tol = 4 * split.log_px_se + 0.02
-    assert ((split.log_px - exact_log_px).abs() < tol).all()
+    assert ((split.log_px - exact_log_px).abs() < 4 * split.log_px_se + 0.02).all()
+    # the split's estimate with K = 1000 draws of q*: heavy-tailed weights, one image 0.15 nats off (checked: the
+    # quadrature value is the same on grids of bound 6 to 20)
+    assert ((split.log_px_gaussian - exact_log_px).abs() < 0.25).all()
+    torch.testing.assert_close(split.flow_gain, split.approximation_gap - split.approximation_gap_flow)
     # log_evidence with q_φ as proposal (K = 4000): the same quantity, noisier (one image's estimate is 0.1 nats off)
     assert split.log_px_encoder.shape == (4,) and ((split.log_px_encoder - exact_log_px).abs() < 0.25).all()
     lat = 2

@@ -816,17 +816,22 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
 
 @dataclass(frozen=True)
 class FlowGapSplit:
-    """Per image (each (B,), nats): log p_θ(x) by importance sampling with the fitted flow as proposal, and the ELBOs
-    (Monte Carlo, with standard errors) of the encoder's q_φ(z|x), of the best diagonal Gaussian q* found for each
-    image (:func:`vae_lib.inference_gaps.monte_carlo_gap_decomposition`) and of the best flow q_T* found for each
-    image (T steps on top of that Gaussian). Chapter 3's split
-    (Cremer et al., 2018): approximation gap log p_θ(x) − L[q*] (what the family cannot do), amortization gap
-    L[q*] − L[q_φ] (what one shared encoder loses). A richer family lowers the first: :attr:`approximation_gap_flow`
-    against :attr:`approximation_gap`. ``log_px_encoder`` is :func:`vae_lib.evaluation.log_evidence` (proposal q_φ,
-    the same K), when asked for: with a poor encoder it is the looser of the two estimates."""
+    """Per image (each (B,), nats): log p_θ(x) and the ELBOs (Monte Carlo, with standard errors) of the encoder's
+    q_φ(z|x), of the best diagonal Gaussian q* found for each image
+    (:func:`vae_lib.inference_gaps.monte_carlo_gap_decomposition`) and of the best flow q_T* found for each image (T
+    steps on top of that Gaussian). Chapter 3's split (Cremer et al., 2018): approximation gap log p_θ(x) − L[q*]
+    (what the family cannot do), amortization gap L[q*] − L[q_φ] (what one shared encoder loses). A richer family
+    lowers the first: :attr:`approximation_gap_flow` against :attr:`approximation_gap`; their difference
+    :attr:`flow_gain` = L[q_T*] − L[q*] does not depend on the log p_θ(x) estimate.
+
+    ``log_px`` is importance sampling with the fitted flow as proposal (with its delta-method standard error
+    ``log_px_se``); ``log_px_gaussian`` the split's estimate with q* as proposal and ``log_px_encoder``
+    :func:`vae_lib.evaluation.log_evidence` (proposal q_φ, when asked for): on a 2-D digits VAE, against quadrature,
+    the flow's estimate was within 0.02 nats and the Gaussian proposals' (heavy-tailed weights) up to 0.15 off."""
 
     log_px: Tensor
     log_px_se: Tensor
+    log_px_gaussian: Tensor
     elbo_encoder: Tensor
     elbo_encoder_se: Tensor
     elbo_gaussian: Tensor
@@ -844,6 +849,17 @@ class FlowGapSplit:
         lat = self.gaussian.shape[1] // 2
         v = self.flow_vector
         return {"mean": v[:, :lat], "log_var": v[:, lat:2 * lat], "params": v[:, 2 * lat:]}
+
+    @property
+    def flow_gain(self) -> Tensor:
+        """L[q_T*] − L[q*]: how much of the approximation gap the flow closes (its standard error:
+        :attr:`flow_gain_se`)."""
+        return self.elbo_flow - self.elbo_gaussian
+
+    @property
+    def flow_gain_se(self) -> Tensor:
+        """The standard error of :attr:`flow_gain` (independent draws for the two ELBOs)."""
+        return torch.hypot(self.elbo_flow_se, self.elbo_gaussian_se)
 
     @property
     def approximation_gap(self) -> Tensor:
@@ -875,11 +891,11 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, 
     ``fit_config.eval_samples`` fresh draws each and their standard errors sd/√n.
 
     log p_θ(x): with L ≥ 3 there is no quadrature, so it is estimated by importance sampling, log (1/K) Σ_k
-    p_θ(x, z_k)/q_T*(z_k|x) with K = ``n_evidence`` draws of the fitted flow (the proposal closest to the posterior;
-    standard error by the delta method, sd(w)/(√K mean w)). Its expectation is the bound L_K ≤ log p_θ(x), so the gaps
-    are slightly underestimated. ``encoder_evidence`` also computes :func:`vae_lib.evaluation.log_evidence` (the same
-    K draws of q_φ instead): with an encoder far from the posterior it is the looser estimate, on chapter 8's VAEs
-    below even L[q*] on some images.
+    p_θ(x, z_k)/q(z_k|x) with K = ``n_evidence`` draws of the fitted flow q (the proposal closest to the posterior;
+    standard error by the delta method, sd(w)/(√K mean w)); the split's estimate with q = q* is kept alongside
+    (``log_px_gaussian``). Their expectations are bounds L_K ≤ log p_θ(x), so the gaps are slightly underestimated;
+    :attr:`FlowGapSplit.flow_gain` needs no log p_θ(x). ``encoder_evidence`` also computes
+    :func:`vae_lib.evaluation.log_evidence` (K draws of q_φ).
 
     Example (chapter 8's ELBO-trained digits VAE, eight test images, a few seconds on one thread)::
 
@@ -943,9 +959,9 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, 
     with torch.no_grad():
         log_w = torch.cat([flow_log_weights(x, vae, rows, min(chunk, n_evidence - s), generator=gens[3], **flow_args)
                            for s in range(0, n_evidence, chunk)]).to(torch.float64)  # (K, B)
-    log_px = torch.logsumexp(log_w, 0) - math.log(n_evidence)  # (B,)
+    log_px_flow = torch.logsumexp(log_w, 0) - math.log(n_evidence)  # (B,)
     w = torch.exp(log_w - log_w.max(0).values)  # (K, B), scaled weights
-    log_px_se = w.std(0) / (w.mean(0) * math.sqrt(n_evidence))  # sd(ŵ)/(√K mean ŵ), the delta method
+    log_px_flow_se = w.std(0) / (w.mean(0) * math.sqrt(n_evidence))  # sd(ŵ)/(√K mean ŵ), the delta method
     log_px_encoder = log_evidence(vae, x, n_evidence, generator=gens[4]).to(torch.float64) if encoder_evidence else None
-    return FlowGapSplit(log_px, log_px_se, elbo_enc, se_enc, elbo_gauss, se_gauss, elbo_flow, se_flow, q_star,
-                        rows, fitted_flow, log_px_encoder)
+    return FlowGapSplit(log_px_flow, log_px_flow_se, gaussian_gaps.log_px.to(torch.float64), elbo_enc, se_enc,
+                        elbo_gauss, se_gauss, elbo_flow, se_flow, q_star, rows, fitted_flow, log_px_encoder)
