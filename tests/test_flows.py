@@ -451,8 +451,9 @@ class _RowsDensity:
 def test_flow_approximation_gaps_agree_with_quadrature_on_a_2d_digits_vae(digits_vae_2d):
     """flow_approximation_gaps on a 2-D latent VAE, where everything has an exact value: log p(x) by importance
     sampling with the fitted flow agrees with quadrature within its standard error (q*'s estimate within 0.25); the
-    encoder's, q*'s and q_T*'s Monte Carlo ELBOs agree with their quadrature ELBOs (the flow's density by inversion); q* reaches the quadrature-fitted best Gaussian
-    (vae_lib.gap.gap_decomposition); the flow never loses against q*; the VAE is left untouched."""
+    encoder's, q*'s and q_T*'s Monte Carlo ELBOs agree with their quadrature ELBOs (the flow's density by inversion);
+    q* reaches the quadrature-fitted best Gaussian (vae_lib.gap.gap_decomposition); the flow never loses against q*;
+    the VAE is left untouched."""
     from vae_lib import quadrature as quad
     from vae_lib.flows import FlowGapSplit, flow_approximation_gaps
     from vae_lib.gap import gap_decomposition
