@@ -534,3 +534,16 @@ def test_the_monte_carlo_elbo_and_its_standard_error_are_those_of_the_log_weight
     torch.testing.assert_close(se[0], log_w.std() / math.sqrt(3000), atol=1e-10, rtol=0)
     chunked, _ = _monte_carlo_elbo(X_TWO_MODES, model, flow, 3000, generator=gen(9), max_elements=700)
     assert abs(chunked.item() - log_w.mean().item()) < 5 * se.item()  # other draws, the same estimate
+
+
+@pytest.mark.parametrize("w_dot_u", [-3.0, 0.0, 50.0])
+def test_the_planar_inverse_converges_for_flat_and_steep_steps(w_dot_u):
+    """The safeguarded Newton inverse recovers z for w'û near −1 (g'(a) = 1 + c tanh'(a) small near a = 0; here
+    c = m(−3) ≈ −0.95) and for a steep step (c ≈ 49), at points spread over a wide range of a = w'z + b."""
+    step = PlanarStep(2, dtype=F64)
+    w = torch.tensor([1.5, -0.5], dtype=F64)
+    with torch.no_grad():
+        step.params.copy_(torch.cat([w_dot_u * w / (w @ w), w, torch.tensor([0.2], dtype=F64)]))
+    z = 4 * torch.randn(2000, 2, generator=gen(13), dtype=F64)
+    z_next, _ = step(z)
+    torch.testing.assert_close(step.inverse(z_next), z, atol=1e-9, rtol=0)

@@ -10,7 +10,7 @@ so each step returns its output and its log-determinant. The steps:
 * :class:`PlanarStep` (Rezende & Mohamed, 2015): f(z) = z + û tanh(wᵀz + b), log|det| = log|1 + ûᵀψ(z)| with
   ψ(z) = tanh'(wᵀz + b) w. The free vector u is replaced by û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(a) = −1 + log(1 + eᵃ),
   so that wᵀû > −1 and f is invertible (the paper's appendix A.1). The inverse solves one scalar monotone equation
-  for a = wᵀz + b (bisection).
+  for a = wᵀz + b (bisection, then Newton's method).
 * :class:`RadialStep` (Rezende & Mohamed, 2015): f(z) = z + β h(r)(z − z₀), h(r) = 1/(α + r), r = ‖z − z₀‖,
   log|det| = (L − 1) log(1 + βh) + log(1 + βh + βh'(r) r), with α = softplus(α̃) > 0 and β = −α + softplus(β̃) > −α
   (invertible; appendix A.2). The inverse is a quadratic in r.
@@ -145,17 +145,23 @@ class PlanarStep(FlowStep):
         return z_next, torch.log1p((1 - h * h) * (w * u_hat).sum(-1))
 
     def inverse(self, z_next: Tensor, params: Tensor | None = None) -> Tensor:
-        """Solve a + c tanh(a) = wᵀz' + b for a = wᵀz + b (c = wᵀû > −1: strictly increasing) by bisection."""
+        """Solve g(a) = a + c tanh(a) − (wᵀz' + b) = 0 for a = wᵀz + b (c = wᵀû > −1: g is strictly increasing):
+        25 bisection steps shrink the bracket [s − |c| − 1, s + |c| + 1] by 2²⁵, then 6 Newton steps (kept inside the
+        bracket) converge quadratically to machine precision, where bisection alone would need about 100 steps."""
         z_next, params = self._check(z_next, params)
         u_hat, w, b = self._split(params)
         c = (w * u_hat).sum(-1)  # (...)
         s = (w * z_next).sum(-1) + b  # (...)
         lo, hi = s - c.abs() - 1.0, s + c.abs() + 1.0  # |c tanh a| ≤ |c| brackets the root
-        for _ in range(100):
+        for _ in range(25):
             mid = 0.5 * (lo + hi)
             above = mid + c * torch.tanh(mid) > s
             hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
         a = 0.5 * (lo + hi)
+        for _ in range(6):
+            t = torch.tanh(a)
+            newton = a - (a + c * t - s) / (1 + c * (1 - t * t))  # g'(a) = 1 + c tanh'(a) ≥ min(1, 1 + c) > 0
+            a = newton.clamp(lo, hi)
         return z_next - u_hat * torch.tanh(a).unsqueeze(-1)
 
 
@@ -384,7 +390,7 @@ class FlowPosterior(nn.Module):
         """log q_T(z|x) at given points z (..., B, L) by inverting the steps, shape (..., B).
 
         log q_T(z_T) = log q_0(z_0) − Σ_t log|det ∂f_t/∂z_{t−1}| with z_0 = f_1⁻¹ ∘ … ∘ f_T⁻¹(z_T) (planar steps are
-        inverted by bisection, to about 1e-12 in float64).
+        inverted by bisection then Newton's method, to about 1e-12 in float64).
         """
         mean, log_var = self._base(mean, log_var)
         z = check_last_dim("z", as_tensor("z", z, min_ndim=2), self.config.latent_dim, "the latent size L")
