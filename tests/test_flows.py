@@ -305,6 +305,11 @@ def test_warm_started_depths_never_lose_the_previous_gap():
     for r in rows:
         assert r["gap"] > -3 * r["elbo_se"]
         assert abs(r["gap"] - r["gap_quadrature"]) < 3 * r["elbo_se"] + 0.01
+        flow = r["flow"]  # the fitted flow itself: its own ELBO on other draws is the row's
+        assert isinstance(flow, FlowPosterior) and flow.config.n_steps == r["depth"]
+        with torch.no_grad():
+            log_w = flow_log_weights(X_TWO_MODES, model, flow, 20_000, generator=gen(77))[:, 0]
+        assert abs(log_w.mean().item() - r["elbo"]) < 4 * math.hypot(r["elbo_se"], log_w.std().item() / math.sqrt(20_000))
     with pytest.raises(ValueError, match="depths"):
         flow_gap_by_depth(model, X_TWO_MODES, [0, 2, 2], "planar", quick, gaussian)
     with pytest.raises(ValueError, match="restarts"):

@@ -725,7 +725,7 @@ def depth_fit_configs(latent_dim: int = 2) -> tuple[FlowFitConfig, FlowFitConfig
 def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[int], kind: FlowKind = "planar",
                       fit_config: FlowFitConfig | None = None, gaussian_fit_config: FlowFitConfig | None = None, *,
                       seed: int = 0, warm_start: bool = True, restarts: int = 4,
-                      quadrature: bool = False) -> list[dict[str, float]]:
+                      quadrature: bool = False) -> list[dict[str, float | FlowPosterior]]:
     """log p_θ(x) − ELBO of the best flow found with T steps, for each T in ``depths`` (T = 0: a diagonal Gaussian).
 
     Flows (T ≥ 1) are fitted with ``fit_config``, the Gaussian (T = 0) with ``gaussian_fit_config`` (defaults:
@@ -744,7 +744,8 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
     "gap", "start", "warm"}`` with the ELBO by Monte Carlo and its standard error, ``start`` the index of the kept
     candidate and ``warm`` 1 if it was the warm start; with ``quadrature`` also ``"gap_quadrature"`` = KL(q_T ‖
     p_θ(z|x)) on the model's grid (q_T's density by inverting the flow: about a second per depth), an independent
-    check of the Monte Carlo gap.
+    check of the Monte Carlo gap; and ``"flow"``, the fitted :class:`FlowPosterior` (e.g. for
+    :func:`vae_lib.flow_explorer`).
 
     Example (the chapter's sweep, a few seconds on one thread)::
 
@@ -776,7 +777,7 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
     check_instance("gaussian_fit_config", gaussian_fit_config, FlowFitConfig, "a FlowFitConfig or None")
     log_px = model_log_marginal(model, x, model.grid)[0].item()
     log_post = log_posterior(log_joint_on_grid(model, x, model.grid), model.grid) if quadrature else None
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, float | FlowPosterior]] = []
     previous: FlowPosterior | None = None
     for depth in depths:
         config = FlowConfig(latent_dim=lat, kind=kind, n_steps=depth, seed=seed, dtype=torch.float64)
@@ -809,7 +810,8 @@ def flow_gap_by_depth(model: LatentVariableModel, x: Tensor, depths: Sequence[in
         elbo, se = _monte_carlo_elbo(x, model, flow, settings.eval_samples,
                                      generator=torch.Generator().manual_seed(settings.seed + 1))
         row = {"depth": depth, "elbo": elbo.item(), "elbo_se": se.item(), "log_px": log_px,
-               "gap": log_px - elbo.item(), "start": best, "warm": int(warm and best == len(candidates) - 1)}
+               "gap": log_px - elbo.item(), "start": best, "warm": int(warm and best == len(candidates) - 1),
+               "flow": flow}
         if log_post is not None:
             with torch.no_grad():
                 row["gap_quadrature"] = reverse_kl(log_post, model.grid, flow)[0].item()
