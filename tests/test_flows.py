@@ -403,31 +403,6 @@ def test_the_chapters_depth_sweep_closes_the_two_mode_gap():
         assert abs(r["gap"] - r["gap_quadrature"]) < 3 * r["elbo_se"] + 0.01
 
 
-def test_the_fits_adam_is_torch_adam_step_for_step():
-    """flows._Adam (written out to avoid torch.optim's import and bookkeeping) makes the same updates as
-    torch.optim.Adam with the same learning rate, including a learning rate changed between steps."""
-    from vae_lib.flows import _Adam
-
-    ours = [torch.nn.Parameter(torch.randn(7, generator=gen(0), dtype=F64)),
-            torch.nn.Parameter(torch.randn(2, 3, generator=gen(1), dtype=F64))]
-    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
-    initial = [p.detach().clone() for p in ours]
-    mine, reference = _Adam(ours, lr=0.05), torch.optim.Adam(theirs, lr=0.05)
-    g = gen(2)
-    for step in range(25):
-        grads = [torch.randn(p.shape, generator=g, dtype=F64) * (1 + step) for p in ours]
-        for p, q, grad in zip(ours, theirs, grads, strict=True):
-            p.grad, q.grad = grad.clone(), grad.clone()
-        mine.step()
-        reference.step()
-        mine.lr *= 0.9
-        for group in reference.param_groups:
-            group["lr"] *= 0.9
-    for p, q, p0 in zip(ours, theirs, initial, strict=True):
-        torch.testing.assert_close(p, q, atol=1e-13, rtol=0)
-        assert (p - p0).abs().min() > 0.01  # every entry moved: the comparison is not between two unmoved tensors
-
-
 # --- the digits: approximation gap with a flow against the diagonal Gaussian ---------------------------------------
 
 

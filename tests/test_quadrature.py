@@ -18,6 +18,7 @@ from torch.distributions import MultivariateNormal
 import vae_lib
 from vae_lib.gaussian import diag_gaussian, kl_diag_gaussian_std_normal, kl_full_gaussians
 from vae_lib.quadrature import (
+    AdamSteps,
     GaussianFitConfig,
     adam,
     elbo,
@@ -234,6 +235,56 @@ def test_adam_is_torch_adam_with_the_geometric_step_decay():
     torch.testing.assert_close(got, a.detach(), rtol=0, atol=1e-14)
     assert trace == pytest.approx(expected_trace, abs=1e-14)
     assert len(trace) == 30 and trace[-1] < trace[0]
+
+
+def test_adam_steps_are_torch_adams_step_for_step():
+    """AdamSteps (written out to avoid torch.optim's import and bookkeeping) makes the same updates as
+    torch.optim.Adam with the same learning rate, including a learning rate changed between steps."""
+
+    ours = [torch.nn.Parameter(torch.randn(7, generator=gen(0), dtype=F64)),
+            torch.nn.Parameter(torch.randn(2, 3, generator=gen(1), dtype=F64))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    initial = [p.detach().clone() for p in ours]
+    mine, reference = AdamSteps(ours, lr=0.05), torch.optim.Adam(theirs, lr=0.05)
+    g = gen(2)
+    for step in range(25):
+        grads = [torch.randn(p.shape, generator=g, dtype=F64) * (1 + step) for p in ours]
+        for p, q, grad in zip(ours, theirs, grads, strict=True):
+            p.grad, q.grad = grad.clone(), grad.clone()
+        mine.step()
+        reference.step()
+        mine.lr *= 0.9
+        for group in reference.param_groups:
+            group["lr"] *= 0.9
+    for p, q, p0 in zip(ours, theirs, initial, strict=True):
+        torch.testing.assert_close(p, q, atol=1e-13, rtol=0)
+        assert (p - p0).abs().min() > 0.01  # every entry moved: the comparison is not between two unmoved tensors
+
+
+# --- the digits: approximation gap with a flow against the diagonal Gaussian ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_vae_2d():
+    """A small categorical VAE with a 2-D latent on the digits (a few epochs): every number has a quadrature value."""
+    from vae_lib import VAE, TrainConfig, VAEConfig, fit, load_digits_split
+
+    digits = load_digits_split()
+    vae = VAE(VAEConfig(latent_dim=2, hidden=(64,), likelihood="categorical", seed=0))
+    fit(vae, digits.x_train, TrainConfig(epochs=8, batch_size=128, learning_rate=3e-3, seed=0))
+    vae.zero_grad(set_to_none=True)  # training leaves gradients behind; the gap functions must not add any
+    return vae, digits.x_test[:4]
+
+
+class _RowsDensity:
+    """q_T*(z|x_b) for every image b as a density with log_prob(z (G, 1, L)) -> (G, B), for quadrature.elbo."""
+
+    def __init__(self, flow, arguments, batch):
+        self.flow, self.arguments, self.batch = flow, arguments, batch
+
+    def log_prob(self, z):
+        with torch.no_grad():
+            return self.flow.log_prob(z.expand(-1, self.batch, -1).to(torch.float32), **self.arguments).double()
 
 
 @pytest.mark.slow

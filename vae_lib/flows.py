@@ -60,7 +60,7 @@ from ._checks import (
 from .elbo import LatentVariableModel
 from .inference_gaps import MonteCarloGaps, monte_carlo_gap_decomposition
 from .networks import _seeded, mlp
-from .quadrature import LatentGrid, log_joint_on_grid, log_posterior, model_log_marginal, reverse_kl
+from .quadrature import AdamSteps, LatentGrid, log_joint_on_grid, log_posterior, model_log_marginal, reverse_kl
 
 __all__ = [
     "AffineCoupling",
@@ -537,40 +537,9 @@ def _maximise_elbo(model: LatentVariableModel, parameters: list[Tensor], log_joi
             p.requires_grad_(True)
 
 
-class _Adam:
-    """Adam (Kingma & Ba, 2015) with torch.optim.Adam's defaults (β = (0.9, 0.999), ε = 10⁻⁸) and the same update,
-    written out: constructing torch.optim.Adam imports torch._dynamo (seconds, once per process), and at this size
-    its per-step bookkeeping costs more than the arithmetic. The tests check it step for step against
-    torch.optim.Adam."""
-
-    def __init__(self, parameters: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.parameters, self.lr, self.betas, self.eps = parameters, lr, betas, eps
-        self.m = [torch.zeros_like(p) for p in parameters]
-        self.v = [torch.zeros_like(p) for p in parameters]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        step_size = self.lr / (1 - b1**self.t)
-        root_correction = math.sqrt(1 - b2**self.t)
-        for p, m, v in zip(self.parameters, self.m, self.v, strict=True):
-            if p.grad is None:
-                continue
-            m.lerp_(p.grad, 1 - b1)  # m ← β₁ m + (1 − β₁) g
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)  # v ← β₂ v + (1 − β₂) g²
-            p.addcdiv_(m, (v.sqrt() / root_correction).add_(self.eps), value=-step_size)
-
-    def zero_grad(self) -> None:
-        for p in self.parameters:
-            p.grad = None
-
-
 def _adam_on_elbo(parameters: list[Tensor], log_joint_and_q, fit_config: FlowFitConfig,
                   annealed: Tensor | None) -> list[float]:
-    optimiser = _Adam(parameters, lr=fit_config.learning_rate)
+    optimiser = AdamSteps(parameters, lr=fit_config.learning_rate)
     decay = fit_config.lr_decay ** (1.0 / fit_config.steps)
     g = torch.Generator().manual_seed(fit_config.seed)
     trace = []
