@@ -265,3 +265,22 @@ def test_active_units_is_the_variance_of_the_posterior_means_over_x():
     assert count == 2
     with pytest.raises(ValueError, match="posterior_means"):
         active_units(means[:1])
+
+
+def test_gradient_snr_figure_plots_the_median_snr_of_the_mean_coordinates():
+    from vae_lib.figures_iwae import gradient_snr_figure
+    from vae_lib.iwae import GradientSNR
+
+    snr = torch.tensor([[1.0, 3.0, 100.0, 100.0], [0.5, 0.7, 100.0, 100.0]], dtype=F64)  # (2 Ks, 2L), L = 2
+    res = GradientSNR([1, 4], snr, snr, torch.ones_like(snr))
+    fig = gradient_snr_figure({"IWAE": res, "DReG": res}, title="t")
+    curves = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in curves] == ["IWAE", "DReG"]
+    assert list(curves[0].y) == pytest.approx([2.0, 0.6])  # medians of μ's coordinates; log σ²'s (100) left out
+    refs = [t for t in fig.data if t.mode == "lines"]
+    assert len(refs) == 4 and list(refs[0].y) == pytest.approx([2.0, 1.0])  # slope −½ through the first point
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="results"):
+        gradient_snr_figure({}, title="t")
+    with pytest.raises(TypeError, match="GradientSNR"):
+        gradient_snr_figure({"IWAE": snr}, title="t")

@@ -36,7 +36,7 @@ def gradient_snr_figure(results: Mapping[str, GradientSNR], *, title: str) -> go
         check_instance(f"results[{name!r}]", result, GradientSNR, "a vae_lib.iwae.GradientSNR")
         ks = np.asarray(result.ks, dtype=float)
         latent = result.snr.shape[1] // 2
-        snr = result.snr[:, :latent].double().median(dim=1).values.numpy()  # (len(ks),): the μ coordinates
+        snr = result.snr[:, :latent].double().quantile(0.5, dim=1).numpy()  # (len(ks),): the μ coordinates' median
         colour = colours[k % len(colours)]
         fig.add_trace(go.Scatter(x=ks, y=snr, mode="lines+markers", name=name, line=dict(color=colour, width=3),
                                  marker=dict(symbol=DIGIT_SYMBOLS[k], size=9),
