@@ -72,8 +72,12 @@ class MonteCarloGaps:
         return self.elbo_optimal - self.elbo_encoder
 
 
+#: The default settings of q*'s fit: 200 Adam steps from learning rate 0.05 (decaying to a tenth of it).
+DEFAULT_FIT = GaussianFitConfig(steps=200, learning_rate=0.05)
+
+
 def monte_carlo_gap_decomposition(model: VAE, x: Tensor, *, generator: torch.Generator,
-                                  fit_config: GaussianFitConfig = GaussianFitConfig(steps=200, learning_rate=0.05),
+                                  fit_config: GaussianFitConfig = DEFAULT_FIT,
                                   fit_samples: int = 16, elbo_samples: int = 500,
                                   evidence_samples: int = 1000) -> MonteCarloGaps:
     """Split the gap of ``model``'s encoder on x (B, D) into approximation and amortization gaps, by Monte Carlo.
