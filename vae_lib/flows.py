@@ -58,7 +58,8 @@ from ._checks import (
     check_real,
 )
 from .elbo import LatentVariableModel
-from .inference_gaps import MonteCarloGaps, monte_carlo_gap_decomposition
+from .gap import GapDecomposition
+from .inference_gaps import monte_carlo_gap_decomposition
 from .networks import _seeded, mlp
 from .quadrature import AdamSteps, LatentGrid, log_joint_on_grid, log_posterior, model_log_marginal, reverse_kl
 
@@ -855,7 +856,7 @@ class FlowGapSplit:
 
 
 def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, fit_config: FlowFitConfig, *,
-                            generator: torch.Generator, gaussian_gaps: MonteCarloGaps | None = None,
+                            generator: torch.Generator, gaussian_gaps: GapDecomposition | None = None,
                             n_evidence: int = 1000, encoder_evidence: bool = False) -> FlowGapSplit:
     """Chapter 3's approximation gap on a digits VAE (any latent size), with a flow posterior against the diagonal one.
 
@@ -903,8 +904,8 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, 
     x = vae.flatten_data(x)  # (B, D), checked by the model
     if gaussian_gaps is None:
         gaussian_gaps = monte_carlo_gap_decomposition(vae, x, generator=generator)
-    check_instance("gaussian_gaps", gaussian_gaps, MonteCarloGaps,
-                   "a MonteCarloGaps from vae_lib.inference_gaps.monte_carlo_gap_decomposition, or None")
+    check_instance("gaussian_gaps", gaussian_gaps, GapDecomposition,
+                   "a GapDecomposition from vae_lib.inference_gaps.monte_carlo_gap_decomposition, or None")
     if gaussian_gaps.optimal_mean.shape != (x.shape[0], lat):
         raise ValueError(f"gaussian_gaps must hold q* for the {x.shape[0]} rows of x (optimal_mean ({x.shape[0]}, "
                          f"{lat})), got {tuple(gaussian_gaps.optimal_mean.shape)}")

@@ -161,7 +161,9 @@ def non_decreasing_within_error(means: Tensor, standard_errors: Tensor, n_se: fl
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GapDecomposition:
-    """Per example (each (B,)): log p_θ(x), the encoder's ELBO L[q_φ], the fitted Gaussian's ELBO L[q*]; the
+    """Per example (each (B,)): log p_θ(x), the encoder's ELBO L[q_φ], the fitted Gaussian's ELBO L[q*] (by quadrature
+    from :func:`gap_decomposition`, chapter 3; by Monte Carlo from
+    :func:`vae_lib.inference_gaps.monte_carlo_gap_decomposition`, chapter 8); the
     approximation gap log p_θ(x) − L[q*] and the amortization gap L[q*] − L[q_φ] add up to the whole gap by
     definition (so their sum checks nothing). q* is where Adam stops, a local optimum: L[q*] is a lower bound on the
     best diagonal Gaussian's ELBO, so the approximation gap is an estimate from above, the amortization gap one

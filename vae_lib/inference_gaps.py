@@ -18,19 +18,18 @@ an estimate from above and the amortization gap one from below, as in chapter 3.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 from torch.distributions import kl_divergence
 
 from ._checks import check_count, check_generator, check_instance
 from .elbo import log_marginal_importance
+from .gap import GapDecomposition
 from .gaussian import diag_gaussian
 from .models import VAE
 from .quadrature import GaussianFitConfig, adam
 
-__all__ = ["MonteCarloGaps", "gaussian_elbo", "monte_carlo_gap_decomposition"]
+__all__ = ["gaussian_elbo", "monte_carlo_gap_decomposition"]
 
 
 def gaussian_elbo(model: VAE, x: Tensor, mean: Tensor, log_var: Tensor, eps: Tensor) -> Tensor:
@@ -45,33 +44,6 @@ def gaussian_elbo(model: VAE, x: Tensor, mean: Tensor, log_var: Tensor, eps: Ten
     return model.log_likelihood(x, z).mean(0) - kl_divergence(q, model.prior)
 
 
-@dataclass
-class MonteCarloGaps:
-    """Per example (B,), in nats: the evidence estimate, the ELBOs of the encoder's q_φ and of the fitted q*, and
-    q*'s parameters (B, L)."""
-
-    log_px: Tensor
-    elbo_encoder: Tensor
-    elbo_optimal: Tensor
-    optimal_mean: Tensor
-    optimal_log_var: Tensor
-
-    @property
-    def gap(self) -> Tensor:
-        """log p_θ(x) − ELBO[q_φ] (the whole gap, KL(q_φ ‖ p_θ(z|x)))."""
-        return self.log_px - self.elbo_encoder
-
-    @property
-    def approximation_gap(self) -> Tensor:
-        """log p_θ(x) − ELBO[q*]: what the diagonal-Gaussian family costs."""
-        return self.log_px - self.elbo_optimal
-
-    @property
-    def amortization_gap(self) -> Tensor:
-        """ELBO[q*] − ELBO[q_φ]: what one encoder network for every x costs."""
-        return self.elbo_optimal - self.elbo_encoder
-
-
 #: The default settings of q*'s fit: 200 Adam steps from learning rate 0.05 (decaying to a tenth of it).
 DEFAULT_FIT = GaussianFitConfig(steps=200, learning_rate=0.05)
 
@@ -79,7 +51,7 @@ DEFAULT_FIT = GaussianFitConfig(steps=200, learning_rate=0.05)
 def monte_carlo_gap_decomposition(model: VAE, x: Tensor, *, generator: torch.Generator,
                                   fit_config: GaussianFitConfig = DEFAULT_FIT,
                                   fit_samples: int = 16, elbo_samples: int = 500,
-                                  evidence_samples: int = 1000) -> MonteCarloGaps:
+                                  evidence_samples: int = 1000) -> GapDecomposition:
     """Split the gap of ``model``'s encoder on x (B, D) into approximation and amortization gaps, by Monte Carlo.
 
     q* is fitted for every row at once: ``fit_config.steps`` Adam steps on the ELBO with ``fit_samples`` fresh draws
@@ -117,4 +89,4 @@ def monte_carlo_gap_decomposition(model: VAE, x: Tensor, *, generator: torch.Gen
         for p, flag in zip(model.parameters(), requires_grad, strict=True):
             p.requires_grad_(flag)
         model.train(was_training)
-    return MonteCarloGaps(log_px, elbo_encoder, elbo_optimal, mean_opt, log_var_opt)
+    return GapDecomposition(log_px, elbo_encoder, elbo_optimal, mean_opt, log_var_opt)
