@@ -431,7 +431,14 @@ def fit_gaussian_elbo(log_joint: Tensor, grid: LatentGrid, mean0: Tensor, log_va
     grid = _check_grid(grid)
     log_joint = _check_on_grid("log_joint", log_joint, grid, 0)
     mean0, log_var0 = _start(mean0, log_var0, log_joint.shape[1], grid.points.shape[1])
-    (mean, log_var), _ = adam(lambda m, v: -elbo(log_joint, grid, _diag(m, v)), (mean0, log_var0), config)
+    by_row = log_joint.T.contiguous()  # (B, G), checked and laid out once: the loop only moves q
+    batch = by_row.shape[0]
+
+    def negative_elbo(m: Tensor, v: Tensor) -> Tensor:  # −(E_q[log p_θ(x, z)] + H[q]), as in :func:`elbo`
+        q_grid = _QOnGrid(_diag(m, v), grid, batch)
+        return -(q_grid.expect(by_row) + q_grid.entropy())  # (B,)
+
+    (mean, log_var), _ = adam(negative_elbo, (mean0, log_var0), config)
     return mean, log_var, elbo(log_joint, grid, _diag(mean, log_var))
 
 
@@ -446,5 +453,11 @@ def fit_gaussian_forward_kl(log_posterior: Tensor, grid: LatentGrid, mean0: Tens
     grid = _check_grid(grid)
     log_posterior = _check_on_grid("log_posterior", log_posterior, grid, 1)
     mean0, log_var0 = _start(mean0, log_var0, log_posterior.shape[0], grid.points.shape[1])
-    (mean, log_var), _ = adam(lambda m, v: forward_kl(log_posterior, grid, _diag(m, v)), (mean0, log_var0), config)
+    marginals = _posterior_marginals(log_posterior, grid)  # (B, L, n), once: the loop only moves q
+
+    def cross_entropy(m: Tensor, v: Tensor) -> Tensor:  # −E_p[log q], the forward KL up to its constant −H[p]
+        log_q_axes = Normal(m.unsqueeze(-1), (0.5 * v).exp().unsqueeze(-1)).log_prob(grid.axes[0])  # (B, L, n)
+        return -(marginals * log_q_axes).sum((-2, -1))  # (B,)
+
+    (mean, log_var), _ = adam(cross_entropy, (mean0, log_var0), config)
     return mean, log_var
