@@ -261,32 +261,6 @@ def test_adam_steps_are_torch_adams_step_for_step():
         assert (p - p0).abs().min() > 0.01  # every entry moved: the comparison is not between two unmoved tensors
 
 
-# --- the digits: approximation gap with a flow against the diagonal Gaussian ---------------------------------------
-
-
-@pytest.fixture(scope="module")
-def digits_vae_2d():
-    """A small categorical VAE with a 2-D latent on the digits (a few epochs): every number has a quadrature value."""
-    from vae_lib import VAE, TrainConfig, VAEConfig, fit, load_digits_split
-
-    digits = load_digits_split()
-    vae = VAE(VAEConfig(latent_dim=2, hidden=(64,), likelihood="categorical", seed=0))
-    fit(vae, digits.x_train, TrainConfig(epochs=8, batch_size=128, learning_rate=3e-3, seed=0))
-    vae.zero_grad(set_to_none=True)  # training leaves gradients behind; the gap functions must not add any
-    return vae, digits.x_test[:4]
-
-
-class _RowsDensity:
-    """q_T*(z|x_b) for every image b as a density with log_prob(z (G, 1, L)) -> (G, B), for quadrature.elbo."""
-
-    def __init__(self, flow, arguments, batch):
-        self.flow, self.arguments, self.batch = flow, arguments, batch
-
-    def log_prob(self, z):
-        with torch.no_grad():
-            return self.flow.log_prob(z.expand(-1, self.batch, -1).to(torch.float32), **self.arguments).double()
-
-
 @pytest.mark.slow
 def test_reverse_kl_fit_on_a_gaussian_posterior_matches_the_precision_diagonal(linear, linear_on_grid, xs, log_joint):
     # best factorised q under KL(q || N(μ, Σ)): mean μ, variances 1 / (Σ⁻¹)_ll  (Bishop, PRML §10.1.2)
