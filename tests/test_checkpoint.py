@@ -177,3 +177,21 @@ class TestFailures:
         with pytest.raises(FileNotFoundError, match="directory"):
             save_checkpoint(conv_vae(), tmp_path / "absent" / "vae.pt")
         assert load_checkpoint(conv_vae(), path, digest.upper()).training is False  # hex case does not matter
+
+
+def test_registered_spec_and_checkpoint_file():
+    """The registries' shared lookup: a name gives its spec, a spec passes through, an unknown name or a wrong type
+    is refused naming the caller's parameter; the file lands in the directory asked for, else book/checkpoints."""
+    from vae_lib.checkpoint import CHECKPOINT_DIR, checkpoint_file, registered_spec
+    from vae_lib.face_models import FACE_MODELS, FaceModelSpec
+
+    spec = FACE_MODELS["faces-2d"]
+    assert registered_spec(FACE_MODELS, "faces-2d", FaceModelSpec) is spec
+    assert registered_spec(FACE_MODELS, spec, FaceModelSpec) is spec
+    with pytest.raises(ValueError, match=r"^model must be one of \['faces-2d'"):
+        registered_spec(FACE_MODELS, "faces-3d", FaceModelSpec, "model")
+    with pytest.raises(TypeError, match="^spec must be a model name .* or a FaceModelSpec, got int"):
+        registered_spec(FACE_MODELS, 3, FaceModelSpec, "spec")
+    assert checkpoint_file("a.pt") == CHECKPOINT_DIR / "a.pt"
+    assert checkpoint_file("a.pt", "/tmp/x") == Path("/tmp/x/a.pt")
+    assert CHECKPOINT_DIR.is_dir() and (CHECKPOINT_DIR / spec.file_name).is_file()

@@ -18,7 +18,6 @@ faces, deterministic in eval mode) that a loaded model must reproduce (tests/tes
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_count
-from .checkpoint import load_checkpoint
+from .checkpoint import CHECKPOINT_DIR, checkpoint_file, load_checkpoint, registered_spec
 from .faces import FACE_LEVELS, FACE_SIZE
 from .models import VAE, VAEConfig
 from .networks import conv_networks
@@ -44,7 +43,6 @@ __all__ = [
     "train_face_model",
 ]
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
 REGENERATE_HINT = "run `python tools/train_faces.py` from the repository root (10 to 25 minutes on one CPU thread)"
 CHANNELS = (16, 32, 64)  # the convolutional networks' feature maps (about 60,000 parameters, 0.24 MB a model)
 REFERENCE_FACES = 64  # the reference number is computed on the first 64 test faces
@@ -106,14 +104,8 @@ FACE_MODELS: dict[str, FaceModelSpec] = {
 
 
 def _spec(name: object, param: str = "name") -> FaceModelSpec:
-    """The spec of a face model given by its name or itself; errors name the caller's parameter ``param``."""
-    if isinstance(name, FaceModelSpec):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"{param} must be a model name (str) or a FaceModelSpec, got {type(name).__name__}")
-    if name not in FACE_MODELS:
-        raise ValueError(f"{param} must be one of {sorted(FACE_MODELS)}, got {name!r}")
-    return FACE_MODELS[name]
+    """The spec of a model given by its name or itself; errors name the caller's parameter ``param``."""
+    return registered_spec(FACE_MODELS, name, FaceModelSpec, param)
 
 
 def build_face_vae(spec: FaceModelSpec | str) -> VAE:
@@ -140,9 +132,7 @@ def train_face_model(spec: FaceModelSpec | str, x_train: Tensor, *, epochs: int 
 
 def checkpoint_path(name: FaceModelSpec | str, directory: str | Path | None = None) -> Path:
     """Where the checkpoint of model ``name`` lives (``directory`` defaults to :data:`CHECKPOINT_DIR`)."""
-    if directory is not None and not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"directory must be None, a str or a path, got {type(directory).__name__}")
-    return Path(CHECKPOINT_DIR if directory is None else directory) / _spec(name).file_name
+    return checkpoint_file(_spec(name).file_name, directory)
 
 
 def load_face_model(name: str, directory: str | Path | None = None) -> VAE:

@@ -21,15 +21,13 @@ digits, :func:`vae_lib.face_models.reference_log_likelihood`) that a loaded mode
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ._checks import check_count
-from .checkpoint import load_checkpoint
-from .face_models import CHECKPOINT_DIR
+from .checkpoint import checkpoint_file, load_checkpoint, registered_spec
 from .models import VAE, VAEConfig
 from .train import TrainConfig, TrainHistory, fit
 
@@ -68,7 +66,7 @@ class DigitsModelSpec:
 
     @property
     def file_name(self) -> str:
-        """The checkpoint's file name in :data:`vae_lib.face_models.CHECKPOINT_DIR` (book/checkpoints/)."""
+        """The checkpoint's file name in :data:`vae_lib.checkpoint.CHECKPOINT_DIR` (book/checkpoints/)."""
         return f"{self.name}.pt"
 
     @property
@@ -111,13 +109,7 @@ IWAE_MODELS: dict[str, DigitsModelSpec] = {
 
 def _spec(name: object, param: str = "name") -> DigitsModelSpec:
     """The spec of a model given by its name or itself; errors name the caller's parameter ``param``."""
-    if isinstance(name, DigitsModelSpec):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"{param} must be a model name (str) or a DigitsModelSpec, got {type(name).__name__}")
-    if name not in IWAE_MODELS:
-        raise ValueError(f"{param} must be one of {sorted(IWAE_MODELS)}, got {name!r}")
-    return IWAE_MODELS[name]
+    return registered_spec(IWAE_MODELS, name, DigitsModelSpec, param)
 
 
 def build_digits_vae(spec: DigitsModelSpec | str) -> VAE:
@@ -143,9 +135,7 @@ def train_digits_model(spec: DigitsModelSpec | str, x_train: torch.Tensor, *, ep
 
 def iwae_checkpoint_path(name: DigitsModelSpec | str, directory: str | Path | None = None) -> Path:
     """Where the checkpoint of model ``name`` lives (``directory`` defaults to book/checkpoints/)."""
-    if directory is not None and not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"directory must be None, a str or a path, got {type(directory).__name__}")
-    return Path(CHECKPOINT_DIR if directory is None else directory) / _spec(name).file_name
+    return checkpoint_file(_spec(name).file_name, directory)
 
 
 def load_iwae_model(name: DigitsModelSpec | str, directory: str | Path | None = None) -> VAE:
