@@ -719,8 +719,8 @@ def _issue_cases() -> dict[str, tuple[Callable[[], object], type, str]]:
     from vae_lib.collapse import mean_kl_per_dimension
     from vae_lib.estimators import standard_error
     from vae_lib.evaluation import log_evidence, nll_nats_per_image
-    from vae_lib.quadrature import latent_grid, log_joint_on_grid, posterior_moments
     from vae_lib.generation import elbo_score, interpolate
+    from vae_lib.quadrature import latent_grid, log_joint_on_grid, posterior_moments
 
     vae = VAE(VAEConfig(hidden=(8,)))
     grid = latent_grid(3.0, 5)

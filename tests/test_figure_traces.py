@@ -1,6 +1,7 @@
-"""Histograms and box plots drawn with bar and scatter traces (the book's plotly.js bundle has no histogram or box
-trace type): vae_lib.figures.histogram_bars bins in Python; vae_lib.figures_training.score_figure draws Tukey's
-boxes."""
+"""What the browser would otherwise compute, done in Python once: histograms and box plots drawn with bar and scatter
+traces (the book's plotly.js bundle has no histogram or box trace type): vae_lib.figures.histogram_bars bins in
+Python; vae_lib.figures_training.score_figure draws Tukey's boxes; contour labels placed by
+vae_lib.figures.toy_density_figure (plotly's own ``showlabels`` measures candidate places in the page)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from vae_lib.figures import histogram_bars
+import vae_lib
+from vae_lib.figures import _contour_label_positions, histogram_bars, toy_density_figure
 from vae_lib.figures_training import score_figure
 
 
@@ -59,3 +61,40 @@ def test_score_figure_draws_quartiles_median_tukey_whiskers_and_outliers():
     assert sorted(points.x) == [-40.0, 100.0]
     assert box.y[0] == lines.y[0] == 1 and fig.data[3].y[0] == 0  # the first group at the top
     assert list(fig.layout.yaxis.ticktext) == ["odd", "real"] and len(fig.data[5].x) == 0
+
+
+# ---------------------------------------------------------------- contour labels
+
+
+def test_contour_labels_lie_on_their_level_one_per_line_and_apart():
+    arc = vae_lib.arc_model(sigma=0.25)  # log p(x) is a ring of radius 2.5: each level is two circles
+    x, z = arc.sample(400, generator=torch.Generator().manual_seed(0))
+    g1, g2 = torch.linspace(-4.0, 4.0, 121), torch.linspace(-3.5, 3.5, 106)
+    x1, x2 = torch.meshgrid(g1, g2, indexing="xy")
+    log_px = arc.log_marginal(torch.stack([x1.reshape(-1), x2.reshape(-1)], -1)).reshape(x1.shape)
+    labels = toy_density_figure(x, z, g1, g2, log_px, title="t").data[1]
+    assert labels.mode == "text"
+    at = torch.tensor(np.stack([labels.x, labels.y], -1), dtype=torch.float64)  # (n, 2)
+    level = torch.tensor([float(t) for t in labels.text], dtype=torch.float64)
+    # on the level: the exact log p(x) at each label, up to the grid's interpolation error
+    assert torch.allclose(arc.log_marginal(at), level, atol=0.02)
+    # every level from -12 to -2 that the grid holds, once inside the ring and once outside
+    assert sorted(level.tolist()) == sorted(2 * [-12.0, -10.0, -8.0, -6.0, -4.0, -2.0])
+    radius = at.norm(dim=1)
+    for value in level.unique():
+        r = radius[level == value]
+        assert (r < 2.5).sum() == 1 and (r > 2.5).sum() == 1
+    # spread out: no two labels within 0.3 (a label is about 0.25 wide), none on a sample
+    gaps = torch.cdist(at, at) + 10 * torch.eye(len(at), dtype=torch.float64)
+    assert gaps.min() > 0.3
+    assert torch.cdist(at, x.double()).min() > 0.1
+
+
+def test_contour_labels_are_exact_where_bilinear_interpolation_is():
+    a1, a2 = np.linspace(-2.0, 2.0, 21), np.linspace(-1.0, 3.0, 17)
+    f = 2 * a1[None, :] - 3 * a2[:, None] + 1  # (17, 21), linear: bilinear interpolation is exact
+    labels = _contour_label_positions(a1, a2, f, [-4.0, 0.0, 2.5], np.zeros((0, 2)))
+    assert [lvl for _, _, lvl in labels] == [-4.0, 0.0, 2.5]  # a line crosses each ray once: one label per level
+    for x1, x2, lvl in labels:
+        assert 2 * x1 - 3 * x2 + 1 == pytest.approx(lvl, abs=1e-9)
+        assert -2.0 <= x1 <= 2.0 and -1.0 <= x2 <= 3.0

@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, kl_divergence
 
 from vae_lib.data import load_digits_split
-from vae_lib.figures_vq import bound_figure, code_usage_figure, voronoi_figure
+from vae_lib.figures_vq import bound_figure, code_usage_figure, voronoi_edges, voronoi_figure
 from vae_lib.train import TrainConfig, fit
 from vae_lib.vq import (
     VQVAE,
@@ -477,15 +477,55 @@ class TestValidation:
 # figures
 # ---------------------------------------------------------------------------------------------------------
 class TestFigures:
-    def test_voronoi_cells_follow_the_nearest_code(self):
+    @pytest.mark.parametrize("k", [3, 16])
+    def test_voronoi_edges_are_exactly_where_the_nearest_code_changes(self, k):
+        three = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+        codebook = three if k == 3 else torch.randn(16, 2, generator=gen(21))
+        xs, ys = voronoi_edges(codebook, -3.0, 3.0)
+        assert len(xs) == len(ys) and len(xs) % 3 == 0 and xs[2::3] == [None] * (len(xs) // 3)
+        p = torch.tensor([xs[0::3], ys[0::3]], dtype=torch.float64).T  # (S, 2) segment starts
+        q = torch.tensor([xs[1::3], ys[1::3]], dtype=torch.float64).T  # (S, 2) segment ends
+        assert ((p >= -3.0 - 1e-12) & (p <= 3.0 + 1e-12)).all() and ((q >= -3.0 - 1e-12) & (q <= 3.0 + 1e-12)).all()
+        e = codebook.double()
+        # every point of every segment is equidistant from its two nearest codes: on a cell boundary
+        t = torch.linspace(0, 1, 11, dtype=torch.float64)[:, None, None]  # (11, 1, 1)
+        on = (p + t * (q - p)).reshape(-1, 2)  # (11 S, 2)
+        d = torch.cdist(on, e).sort(dim=1).values  # (11 S, K)
+        assert torch.allclose(d[:, 0], d[:, 1], atol=1e-9)
+        # and every boundary is drawn: a step between neighbouring grid points whose nearest codes differ crosses a
+        # segment, and a step that crosses exactly one segment goes from one cell to another
+        axis = torch.linspace(-2.9, 2.9, 117, dtype=torch.float64) + 0.0123  # no grid point on a boundary
+        gy, gx = torch.meshgrid(axis, axis, indexing="ij")
+        grid = torch.stack([gx, gy], -1)  # (117, 117, 2)
+        cell = nearest_code(grid.float(), codebook)  # (117, 117)
+        a, b = grid[:, :-1].reshape(-1, 2), grid[:, 1:].reshape(-1, 2)  # (n, 2) horizontal neighbours
+        changes = (cell[:, :-1] != cell[:, 1:]).reshape(-1)  # (n,)
+
+        def cross(u, v, w):  # (n, S): which side of the line u -> v each w lies on
+            return ((v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1])
+                    - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0]))
+
+        a_, b_, p_, q_ = a[:, None], b[:, None], p[None], q[None]
+        n = ((cross(p_, q_, a_) * cross(p_, q_, b_) < 0) & (cross(a_, b_, p_) * cross(a_, b_, q_) < 0)).sum(1)
+        assert changes.sum() > 50 and (n[changes] >= 1).all() and (n[~changes] != 1).all()
+        # once: no segment twice
+        ends = {tuple(sorted([tuple(u.round(decimals=9).tolist()), tuple(v.round(decimals=9).tolist())]))
+                for u, v in zip(p, q, strict=True)}
+        assert len(ends) == len(p)
+
+    def test_voronoi_figure_draws_the_edges_and_the_codes(self):
         codebook = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
         z_e = torch.randn(30, 2, generator=gen(19))
-        fig = voronoi_figure({"panel": (z_e, codebook)}, torch.arange(30) % 10, title="t")
-        cells = next(t for t in fig.data if t.type == "contour")
-        grid = torch.stack(torch.meshgrid(torch.as_tensor(cells.y), torch.as_tensor(cells.x), indexing="ij")[::-1], -1)
-        assert torch.equal(torch.as_tensor(cells.z).long(), nearest_code(grid.float(), codebook))
+        fig = voronoi_figure({"panel": (z_e, codebook)}, torch.arange(30) % 10, title="t", z_range=(-3.0, 3.0))
+        cells = next(t for t in fig.data if t.name == "Voronoi cell boundaries")
+        assert list(cells.x) == voronoi_edges(codebook, -3.0, 3.0)[0]
         codes = next(t for t in fig.data if t.name == "codebook e_j")
         assert list(codes.x) == [-1.0, 1.0, 0.0]
+
+    def test_a_repeated_code_has_no_cell(self):
+        once = voronoi_edges(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), -2.0, 2.0)
+        assert once == ([0.0, 0.0, None], [-2.0, 2.0, None]) or once == ([0.0, 0.0, None], [2.0, -2.0, None])
+        assert voronoi_edges(torch.tensor([[-1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]), -2.0, 2.0) == once
 
     def test_a_trained_codebook_and_encoder_outputs_with_gradients_draw_without_warnings(self):
         codebook = torch.nn.Parameter(torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))  # as a model holds it

@@ -77,9 +77,10 @@ def _in_colab() -> bool:
 
 # plotly's drawing script: <script> window.PLOTLYENV = ...; if (document.getElementById(id)) { Plotly.newPlot(...) }
 _DRAW_SCRIPT = re.compile(r"<script>(\s*window\.PLOTLYENV\b.*?)</script>", re.S)
-_WAIT = "document.addEventListener('DOMContentLoaded', vaeBookDraw, {{once: true}}); return;"
-_DRAW_WHEN_READY = ("<script>(function vaeBookDraw() {{\n  if (!window.Plotly) {{ " + _WAIT + " }}\n"
-                    "{body}\n}})();</script>")
+_WAIT = ("(window.vaeBookWaiting = window.vaeBookWaiting || []).push(vaeBookDraw);\n"
+         "    document.addEventListener('DOMContentLoaded', vaeBookDraw, {{once: true}}); return;")
+_DRAW_WHEN_READY = ("<script>(function vaeBookDraw() {{\n  if (!window.Plotly) {{\n    " + _WAIT + "\n  }}\n"
+                    "  if (vaeBookDraw.done) {{ return; }}\n  vaeBookDraw.done = true;\n{body}\n}})();</script>")
 
 
 _NEW_PLOT = "Plotly.newPlot("
@@ -91,11 +92,13 @@ def draw_when_plotly_is_ready(figure_html: str) -> str:
     draw the figure when it approaches the viewport.
 
     The book loads plotly.js with ``defer`` (``_ext/static_page.py``), so the text of a chapter is painted before the
-    library is parsed; a deferred script runs before ``DOMContentLoaded``, so a figure whose script finds no
-    ``Plotly`` draws itself then. Where plotly.js is already there (a page that loads it first, Colab), it draws at
-    once. The call ``Plotly.newPlot(...)`` becomes ``(window.vaeBook || Plotly).newPlot(...)``: in the book,
-    ``vaeBook`` (``book/_static/vae-book.js``, deferred like plotly.js) draws the figure when it comes near the
-    viewport, in the page's light or dark theme; anywhere else plotly draws it at once.
+    library is parsed. A figure whose script finds no ``Plotly`` queues itself (``window.vaeBookWaiting``) and
+    waits for ``DOMContentLoaded``, which comes after every deferred script; in the book, ``vaeBook``
+    (``book/_static/vae-book.js``, deferred right after plotly.js) runs the queue as soon as it runs itself, and the
+    figure draws once, whichever comes first. Where plotly.js is already there (a page that loads it first, Colab),
+    it draws at once. The call ``Plotly.newPlot(...)`` becomes ``(window.vaeBook || Plotly).newPlot(...)``: in the
+    book, ``vaeBook`` draws the figure when it comes near the viewport (the one the reader will see first at once),
+    in the page's light or dark theme; anywhere else plotly draws it at once.
     """
     if not isinstance(figure_html, str):
         raise TypeError(f"figure_html must be a str, got {type(figure_html).__name__}")

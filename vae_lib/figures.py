@@ -179,26 +179,87 @@ def image_grid_figure(images: Mapping[str, Tensor], *, shape: tuple[int, int] = 
     return fig
 
 
+def _bilinear(axis1: np.ndarray, axis2: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """values (len(axis2), len(axis1)) on the grid of two increasing axes, interpolated bilinearly at points (n, 2)
+    (clamped to the grid)."""
+    f1 = np.interp(points[:, 0], axis1, np.arange(len(axis1)))  # (n,) fractional column index
+    f2 = np.interp(points[:, 1], axis2, np.arange(len(axis2)))  # (n,) fractional row index
+    c0 = np.minimum(f1.astype(int), len(axis1) - 2)
+    r0 = np.minimum(f2.astype(int), len(axis2) - 2)
+    t, u = f1 - c0, f2 - r0  # (n,)
+    return ((1 - u) * ((1 - t) * values[r0, c0] + t * values[r0, c0 + 1])
+            + u * ((1 - t) * values[r0 + 1, c0] + t * values[r0 + 1, c0 + 1]))
+
+
+def _contour_label_positions(axis1: np.ndarray, axis2: np.ndarray, values: np.ndarray, levels: Sequence[float],
+                             avoid: np.ndarray, *, rays: int = 72, samples: int = 400) -> list[tuple]:
+    """Where to write the value of each contour level: points (x₁, x₂, level) on the level (values interpolated
+    bilinearly on the grid), one on each of its lines, as far as can be from the points ``avoid`` (n, 2) and from
+    the labels placed before.
+
+    The candidates are where ``rays`` rays from the grid's centre cross each level; a level's k-th crossing along a
+    ray stands for one of its lines (the k-th ring around the centre). Per (level, k), greedily, the candidate with
+    the largest distance to the nearest point to avoid or label already placed wins.
+    plotly can place contour labels itself (``showlabels``), but it measures candidate places in the browser: on
+    chapter 1's first figure that took longer than drawing the rest of the figure."""
+    a1, a2 = np.asarray(axis1, dtype=float), np.asarray(axis2, dtype=float)
+    v = np.asarray(values, dtype=float)  # (len(a2), len(a1))
+    avoid = np.asarray(avoid, dtype=float).reshape(-1, 2)  # (n, 2)
+    centre = np.array([(a1[0] + a1[-1]) / 2, (a2[0] + a2[-1]) / 2])
+    reach = min(a1[-1] - a1[0], a2[-1] - a2[0]) / 2
+    angles = np.arange(rays) * 2 * np.pi / rays
+    units = np.stack([np.cos(angles), np.sin(angles)], -1)  # (R, 2)
+    ray = centre + np.linspace(0.0, reach, samples)[None, :, None] * units[:, None, :]  # (R, S, 2)
+    on_ray = _bilinear(a1, a2, v, ray.reshape(-1, 2)).reshape(rays, samples)  # (R, S)
+    placed: list[np.ndarray] = []
+    labels = []
+    for level in levels:
+        groups: dict[int, list[np.ndarray]] = {}
+        for r in range(rays):
+            d = on_ray[r] - level  # (S,)
+            for k, i in enumerate(np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)):
+                w = d[i] / (d[i] - d[i + 1])  # linear interpolation between the two samples
+                groups.setdefault(k, []).append((1 - w) * ray[r, i] + w * ray[r, i + 1])
+        for k in sorted(groups):
+            cand = np.stack(groups[k])  # (C, 2)
+            others = np.concatenate([avoid] + [p[None] for p in placed])  # (n + placed, 2)
+            dist = np.sqrt(((cand[:, None, :] - others[None, :, :]) ** 2).sum(-1)).min(1) if len(others) else \
+                np.zeros(len(cand))
+            best = cand[int(np.argmax(dist))]
+            placed.append(best)
+            labels.append((float(best[0]), float(best[1]), float(level)))
+    return labels
+
+
 def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, log_px: Tensor, *,
                        title: str) -> go.Figure:
-    """Samples x ~ p_θ(x) coloured by their latent z, over contours of the exact log p_θ(x)."""
+    """Samples x ~ p_θ(x) coloured by their latent z, over contours of the exact log p_θ(x) every 2 nats, labelled
+    away from the samples (:func:`_contour_label_positions`)."""
     as_tensor("x", x, ndim=2, nonempty=True)
     as_tensor("z", z, min_ndim=1, nonempty=True)
-    as_tensor("grid_x1", grid_x1, nonempty=True)
-    as_tensor("grid_x2", grid_x2, nonempty=True)
+    as_tensor("grid_x1", grid_x1, ndim=1, nonempty=True)
+    as_tensor("grid_x2", grid_x2, ndim=1, nonempty=True)
     as_tensor("log_px", log_px, ndim=2, nonempty=True)
     check_text("title", title)
+    if tuple(log_px.shape) != (len(grid_x2), len(grid_x1)):
+        raise ValueError(f"log_px must have shape (len(grid_x2), len(grid_x1)) = ({len(grid_x2)}, {len(grid_x1)}), "
+                         f"got {tuple(log_px.shape)}")
+    levels = list(range(-12, 1, 2))
     fig = go.Figure()
     fig.add_trace(go.Contour(x=_np(grid_x1), y=_np(grid_x2), z=_np(log_px), showscale=False,
                              colorscale=[[0, "#BBBBBB"], [1, "#333333"]], line=dict(width=1.2),
-                             contours=dict(start=-12, end=0, size=2, coloring="lines", showlabels=True,
-                                           labelfont=dict(size=10, color="#555555")), name="log p(x) contours",
+                             contours=dict(start=levels[0], end=levels[-1], size=2, coloring="lines"),
+                             name="log p(x) contours",
                              hovertemplate="x₁=%{x:.2f}, x₂=%{y:.2f}<br>log p(x)=%{z:.2f}<extra></extra>"))
+    labels = _contour_label_positions(_np(grid_x1), _np(grid_x2), _np(log_px), levels, _np(x))
+    fig.add_trace(go.Scatter(x=[p[0] for p in labels], y=[p[1] for p in labels], mode="text",
+                             text=[f"{p[2]:g}" for p in labels], textfont=dict(size=10, color="#555555"),
+                             hoverinfo="skip", showlegend=False, name="contour labels"))
     fig.add_trace(go.Scatter(x=_np(x[:, 0]), y=_np(x[:, 1]), mode="markers", name="x ~ p(x)",
                              marker=dict(color=_np(z[:, 0]), colorscale="Cividis", size=6, showscale=True,
                                          colorbar=dict(title="z"), line=dict(width=0.3, color="white")),
                              hovertemplate="z=%{marker.color:.2f}<extra></extra>"))
     fig.update_xaxes(title_text="x₁", scaleanchor="y", constrain="domain")
     fig.update_yaxes(title_text="x₂")
-    fig.update_layout(title=title, height=480)
+    fig.update_layout(title=title, height=480, showlegend=False)
     return fig

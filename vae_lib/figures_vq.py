@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -18,7 +19,6 @@ from torch import Tensor
 
 from ._checks import (
     as_tensor,
-    check_count,
     check_mapping,
     check_range,
     check_real,
@@ -26,9 +26,8 @@ from ._checks import (
     check_text,
 )
 from .figures import DIGIT_COLOURS, DIGIT_SYMBOLS, OKABE_ITO, _np
-from .vq import nearest_code
 
-__all__ = ["bound_figure", "code_usage_figure", "voronoi_figure"]
+__all__ = ["bound_figure", "code_usage_figure", "voronoi_edges", "voronoi_figure"]
 
 CODE_COLOUR = "#000000"
 CELL_LINE = "#777777"
@@ -50,30 +49,61 @@ def _codebook_trace(codebook: Tensor, showlegend: bool = True) -> go.Scatter:
                       hovertemplate="code e_%{text} = (%{x:.2f}, %{y:.2f})<extra></extra>")
 
 
-def _cell_boundaries(codebook: Tensor, lo: float, hi: float, n_grid: int, colour: str, width: float) -> go.Contour:
-    """Boundaries of the Voronoi cells of a codebook (K, 2) over [lo, hi]²: contour lines of the nearest-code index
-    at every half-integer, on an n_grid × n_grid grid (z[i][j] is the cell of the point (x[j], y[i]))."""
-    axis = torch.linspace(lo, hi, n_grid)
-    gy, gx = torch.meshgrid(axis, axis, indexing="ij")
-    cells = nearest_code(torch.stack([gx, gy], -1), codebook.float())  # (n_grid, n_grid)
-    k = codebook.shape[0]
-    return go.Contour(x=_np(axis), y=_np(axis), z=cells.numpy(), showscale=False, hoverinfo="skip",
-                      name="Voronoi cell boundaries", contours=dict(start=0.5, end=max(k - 1.5, 0.5), size=1,
-                                                                    coloring="lines"),
-                      colorscale=[[0, colour], [1, colour]], line=dict(width=width, smoothing=0))
+def _clip(polygon: list[tuple[np.ndarray, int]], normal: np.ndarray, offset: float, tag: int) -> list:
+    """A convex polygon, as (vertex, tag of the edge that starts there), cut to the half-plane {z : z·normal ≤ offset}
+    (Sutherland–Hodgman); the new edge along the cut gets ``tag``."""
+    out = []
+    for (p, t), (q, _) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        sp, sq = p @ normal - offset, q @ normal - offset  # ≤ 0 inside
+        if sp <= 0:
+            out.append((p, t))
+        if (sp <= 0) != (sq <= 0):
+            crossing = p + sp / (sp - sq) * (q - p)
+            out.append((crossing, tag if sp <= 0 else t))
+    return out
+
+
+def voronoi_edges(codebook: Tensor, lo: float, hi: float) -> tuple[list, list]:
+    """The boundaries between the Voronoi cells of a codebook (K, 2) inside the square [lo, hi]², exact: the cell of
+    e_k, {z : ‖z − e_k‖ ≤ ‖z − e_j‖ for every j}, is the square cut by the half-planes
+    2 z·(e_j − e_k) ≤ ‖e_j‖² − ‖e_k‖² (chapter 6). Each boundary is drawn once, from the cell of the lower index;
+    where two codes coincide the higher index has no cell (as :func:`vae_lib.vq.nearest_code` breaks ties).
+    Returns the x and y coordinates of the segments, None between them (one line trace)."""
+    e = as_tensor("codebook", codebook, ndim=2).detach().double().cpu().numpy()  # (K, 2)
+    if e.shape[1] != 2:
+        raise ValueError(f"codebook must have shape (K, 2), got {tuple(e.shape)}")
+    lo, hi = check_real("lo", lo), check_real("hi", hi)
+    if not lo < hi:
+        raise ValueError(f"lo must be less than hi, got lo={lo}, hi={hi}")
+    xs: list = []
+    ys: list = []
+    square = [np.array(v, dtype=float) for v in ((lo, lo), (hi, lo), (hi, hi), (lo, hi))]
+    for k in range(len(e)):
+        cell = [(v, -1) for v in square]  # tag -1: the square's own sides
+        for j in range(len(e)):
+            normal = e[j] - e[k]
+            if j == k or not cell:
+                continue
+            if not normal.any():  # the same point: the lower index keeps the cell
+                cell = cell if k < j else []
+                continue
+            cell = _clip(cell, 2 * normal, float(e[j] @ e[j] - e[k] @ e[k]), j)
+        for (p, t), (q, _) in zip(cell, cell[1:] + cell[:1], strict=True):
+            if t > k:  # a boundary with a higher-index cell
+                xs += [float(p[0]), float(q[0]), None]
+                ys += [float(p[1]), float(q[1]), None]
+    return xs, ys
 
 
 def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, *, title: str,
-                   z_range: tuple[float, float] | None = None, n_grid: int = 161) -> go.Figure:
+                   z_range: tuple[float, float] | None = None) -> go.Figure:
     """Each panel: points z_e (N, 2) coloured by digit label (N,), the codebook (K, 2) as stars, and the boundaries
-    of its Voronoi cells {z : argmin_j ‖z − e_j‖² = k} (contours of the nearest-code index on an ``n_grid``² grid).
-    """
+    of its Voronoi cells {z : argmin_j ‖z − e_j‖² = k} (:func:`voronoi_edges`, exact line segments)."""
     check_mapping("panels", panels)
     as_tensor("labels", labels, ndim=1)
     check_text("title", title)
     if z_range is not None:
         check_range("z_range", z_range)
-    check_count("n_grid", n_grid, minimum=2, maximum=2001)
     names = list(panels)
     lab = _np(labels).reshape(-1)
     checked = {}
@@ -89,7 +119,9 @@ def voronoi_figure(panels: Mapping[str, tuple[Tensor, Tensor]], labels: Tensor, 
     for col, name in enumerate(names, start=1):
         z_e, codebook = checked[name]
         lo, hi = z_range or _square_range([z_e, codebook])
-        fig.add_trace(_cell_boundaries(codebook, lo, hi, n_grid, CELL_LINE, 1.3), row=1, col=col)
+        cx, cy = voronoi_edges(codebook, lo, hi)
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", line=dict(color=CELL_LINE, width=1.3), hoverinfo="skip",
+                                 name="Voronoi cell boundaries", showlegend=False), row=1, col=col)
         z = _np(z_e)
         for digit in range(10):
             sel = lab == digit

@@ -6,7 +6,9 @@
  *
  * - Lazy drawing: one IntersectionObserver with a margin of 1.5 viewport heights above and below watches every figure
  *   that is not drawn yet; a figure is drawn the first time it comes within that margin: the topmost one in the
- *   viewport at once, the others in later tasks, one figure per task, those in the viewport first. The figure's <div> has its
+ *   viewport at once, the others in later tasks, one figure per task, those in the viewport first. While the page
+ *   loads, the figure the reader will see first (at the top, or at the URL's #anchor) is drawn as soon as this
+ *   script runs, before the observer's first callback (see the end of this file). The figure's <div> has its
  *   final height from the start (plotly.py writes it into its style), so anchors and scroll positions do not move
  *   when it is drawn. Before printing, every figure not drawn yet is drawn.
  * - Dark theme: the theme (pydata-sphinx-theme) sets <html data-theme="dark">. Then each figure is drawn with a dark
@@ -203,4 +205,30 @@
   window.addEventListener('beforeprint', drawAll);
 
   window.vaeBook = { newPlot: newPlot, drawAll: drawAll, figures: figures, isDark: isDark, luminance: luminance };
+
+  // The figures' scripts ran while the page was parsed, before plotly.js (deferred), and queued themselves
+  // (vae_lib.display.draw_when_plotly_is_ready). Registered here rather than at DOMContentLoaded, the topmost figure
+  // in the viewport is drawn in this task: before the deferred scripts that follow this one (MathJax, the theme's)
+  // and before the observer's first callback, which waits for a frame. A page opened at an anchor (page.html#id) is
+  // scrolled there only after DOMContentLoaded; the viewport it will show starts at the anchor.
+  function viewportTop() {
+    var id = window.scrollY === 0 && location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : '';
+    var target = id ? document.getElementById(id) : null;
+    return target ? target.getBoundingClientRect().top : 0;
+  }
+  function drawFirstInView() {
+    var first = null, top = Infinity, from = viewportTop(), to = from + window.innerHeight;
+    figures.forEach(function (fig) {
+      if (fig.drawn) { return; }
+      var box = fig.gd.getBoundingClientRect();
+      if (box.bottom > from && box.top < to && box.top < top) { first = fig; top = box.top; }
+    });
+    if (first) { draw(first); }
+  }
+  if (window.Plotly && window.vaeBookWaiting) {
+    var waiting = window.vaeBookWaiting;
+    window.vaeBookWaiting = [];
+    waiting.forEach(function (drawScript) { drawScript(); });
+    drawFirstInView();
+  }
 })();
