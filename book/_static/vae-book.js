@@ -209,19 +209,20 @@
   // The figures' scripts ran while the page was parsed, before plotly.js (deferred), and queued themselves
   // (vae_lib.display.draw_when_plotly_is_ready). Registered here rather than at DOMContentLoaded, the topmost figure
   // in the viewport is drawn in this task: before the deferred scripts that follow this one (MathJax, the theme's)
-  // and before the observer's first callback, which waits for a frame. A page opened at an anchor (page.html#id) is
-  // scrolled there only after DOMContentLoaded; the viewport it will show starts at the anchor.
-  function viewportTop() {
-    var id = window.scrollY === 0 && location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : '';
-    var target = id ? document.getElementById(id) : null;
-    return target ? target.getBoundingClientRect().top : 0;
+  // and DOMContentLoaded, whose handlers (the theme's) take 50-150 ms. A page opened at an anchor (page.html#id) is
+  // scrolled there now, where the browser would scroll it after DOMContentLoaded (scrollIntoView honours the
+  // theme's scroll padding as the browser's own scroll does), so the next frame shows the reader that figure.
+  function scrollToAnchor() {
+    if (window.scrollY !== 0 || location.hash.length < 2) { return; }
+    var target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target) { target.scrollIntoView(); }
   }
   function drawFirstInView() {
-    var first = null, top = Infinity, from = viewportTop(), to = from + window.innerHeight;
+    var first = null, top = Infinity, height = window.innerHeight;
     figures.forEach(function (fig) {
       if (fig.drawn) { return; }
       var box = fig.gd.getBoundingClientRect();
-      if (box.bottom > from && box.top < to && box.top < top) { first = fig; top = box.top; }
+      if (box.bottom > 0 && box.top < height && box.top < top) { first = fig; top = box.top; }
     });
     if (first) { draw(first); }
   }
@@ -229,6 +230,7 @@
     var waiting = window.vaeBookWaiting;
     window.vaeBookWaiting = [];
     waiting.forEach(function (drawScript) { drawScript(); });
+    scrollToAnchor();
     drawFirstInView();
   }
 })();
