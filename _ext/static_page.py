@@ -228,9 +228,10 @@ def _only_the_icons_in_use(app: Sphinx, exception: Exception | None) -> None:
 
 def _explorers_where_needed(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
     """Load the explorer runtime once on each page that has an explorer (each explorer's own inline copy is dropped
-    by :class:`ExplorerPages`)."""
+    by :class:`ExplorerPages`); deferred after the page script, which draws the first figure as soon as it runs
+    (the explorers are mounted at DOMContentLoaded, after every deferred script)."""
     if EXPLORER_HOST in context.get("body", ""):
-        app.add_js_file(EXPLORER_JS, priority=100, defer="defer")
+        app.add_js_file(EXPLORER_JS, priority=102, defer="defer")
 
 
 def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object) -> None:
