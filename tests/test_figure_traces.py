@@ -93,8 +93,17 @@ def test_contour_labels_lie_on_their_level_one_per_line_and_apart():
 def test_contour_labels_are_exact_where_bilinear_interpolation_is():
     a1, a2 = np.linspace(-2.0, 2.0, 21), np.linspace(-1.0, 3.0, 17)
     f = 2 * a1[None, :] - 3 * a2[:, None] + 1  # (17, 21), linear: bilinear interpolation is exact
-    labels = _contour_label_positions(a1, a2, f, [-4.0, 0.0, 2.5], np.zeros((0, 2)))
+    labels = _contour_label_positions((-2.0, 2.0), (-1.0, 3.0), f, [-4.0, 0.0, 2.5], np.zeros((0, 2)))
     assert [lvl for _, _, lvl in labels] == [-4.0, 0.0, 2.5]  # a line crosses each ray once: one label per level
     for x1, x2, lvl in labels:
         assert 2 * x1 - 3 * x2 + 1 == pytest.approx(lvl, abs=1e-9)
         assert -2.0 <= x1 <= 2.0 and -1.0 <= x2 <= 3.0
+
+
+def test_contour_labels_need_an_evenly_spaced_grid():
+    g = torch.linspace(-1.0, 1.0, 5)
+    uneven = torch.tensor([-1.0, -0.9, 0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="grid_x2 must be evenly spaced"):
+        toy_density_figure(torch.zeros(3, 2), torch.zeros(3, 1), g, uneven, torch.zeros(5, 5), title="t")
+    with pytest.raises(ValueError, match="log_px must have shape"):
+        toy_density_figure(torch.zeros(3, 2), torch.zeros(3, 1), g, g, torch.zeros(4, 5), title="t")

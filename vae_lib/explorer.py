@@ -529,6 +529,23 @@ class NearestCode(Op):
         values[self.output] = book[k].flatten(-2)
 
 
+def _bilinear_at(grid: Tensor, x: tuple[float, float], y: tuple[float, float], points: Tensor) -> Tensor:
+    """grid (n2, n1, ...) on an evenly spaced n₂ × n₁ grid over [x₀, x₁] × [y₀, y₁] (grid[j, i] at (x[i], y[j])),
+    interpolated bilinearly at points (n, 2), each clamped to the grid: (n, ...). What the page's ``bilinear`` op
+    computes (:class:`Bilinear`); chapter 1's contour labels use it too."""
+    n2, n1 = grid.shape[:2]
+
+    def pos(v: Tensor, lo: float, hi: float, n: int) -> tuple[Tensor, Tensor]:
+        t = (v.clamp(lo, hi) - lo) / (hi - lo) * (n - 1)  # (n,) fractional index
+        i = t.floor().long().clamp(max=n - 2)
+        return i, (t - i).reshape(-1, *[1] * (grid.dim() - 2))  # weight broadcast over the trailing dims
+
+    i, a = pos(points[:, 0], *x, n1)
+    j, b = pos(points[:, 1], *y, n2)
+    return ((1 - b) * ((1 - a) * grid[j, i] + a * grid[j, i + 1])
+            + b * ((1 - a) * grid[j + 1, i] + a * grid[j + 1, i + 1]))
+
+
 @dataclass
 class Bilinear(Op):
     """Outputs precomputed on an n₂ × n₁ grid over (z₁, z₂) and interpolated bilinearly at any z (for decoders
@@ -552,17 +569,8 @@ class Bilinear(Op):
 
     def run(self, values: dict, data: _Data | None) -> None:
         g = data.decoded[f"grid.{self.output}"] if data is not None else self.grid.detach().double()
-        n2, n1, _ = self.grid.shape
-
-        def pos(v: float, lo: float, hi: float, n: int) -> tuple[int, float]:
-            t = (min(max(v, lo), hi) - lo) / (hi - lo) * (n - 1)
-            i = min(int(math.floor(t)), n - 2)
-            return i, t - i
-
-        i, a = pos(float(values[self.inputs[0]]), *self.x, n1)
-        j, b = pos(float(values[self.inputs[1]]), *self.y, n2)
-        out = (1 - b) * ((1 - a) * g[j, i] + a * g[j, i + 1]) + b * ((1 - a) * g[j + 1, i] + a * g[j + 1, i + 1])
-        values[self.output] = out.reshape(1, -1)
+        z = torch.tensor([[float(values[self.inputs[0]]), float(values[self.inputs[1]])]], dtype=torch.float64)
+        values[self.output] = _bilinear_at(g.reshape(self.grid.shape), self.x, self.y, z).reshape(1, -1)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
@@ -23,6 +24,7 @@ from ._checks import (
     check_tensor_mapping,
     check_text,
 )
+from .explorer import _bilinear_at
 
 __all__ = [
     "DIGIT_COLOURS",
@@ -179,38 +181,27 @@ def image_grid_figure(images: Mapping[str, Tensor], *, shape: tuple[int, int] = 
     return fig
 
 
-def _bilinear(axis1: np.ndarray, axis2: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """values (len(axis2), len(axis1)) on the grid of two increasing axes, interpolated bilinearly at points (n, 2)
-    (clamped to the grid)."""
-    f1 = np.interp(points[:, 0], axis1, np.arange(len(axis1)))  # (n,) fractional column index
-    f2 = np.interp(points[:, 1], axis2, np.arange(len(axis2)))  # (n,) fractional row index
-    c0 = np.minimum(f1.astype(int), len(axis1) - 2)
-    r0 = np.minimum(f2.astype(int), len(axis2) - 2)
-    t, u = f1 - c0, f2 - r0  # (n,)
-    return ((1 - u) * ((1 - t) * values[r0, c0] + t * values[r0, c0 + 1])
-            + u * ((1 - t) * values[r0 + 1, c0] + t * values[r0 + 1, c0 + 1]))
-
-
-def _contour_label_positions(axis1: np.ndarray, axis2: np.ndarray, values: np.ndarray, levels: Sequence[float],
-                             avoid: np.ndarray, *, rays: int = 72, samples: int = 400) -> list[tuple]:
-    """Where to write the value of each contour level: points (x₁, x₂, level) on the level (values interpolated
-    bilinearly on the grid), one on each of its lines, as far as can be from the points ``avoid`` (n, 2) and from
-    the labels placed before.
+def _contour_label_positions(x1: tuple[float, float], x2: tuple[float, float], values: np.ndarray,
+                             levels: Sequence[float], avoid: np.ndarray, *, rays: int = 72,
+                             samples: int = 400) -> list[tuple]:
+    """Where to write the value of each contour level of ``values`` (n₂, n₁), on an evenly spaced grid over the
+    ranges x1 × x2: points (x₁, x₂, level) on the level (values interpolated bilinearly, as the page's explorers do:
+    :func:`vae_lib.explorer._bilinear_at`), one on each of its lines, as far as can be from the points ``avoid``
+    (n, 2) and from the labels placed before.
 
     The candidates are where ``rays`` rays from the grid's centre cross each level; a level's k-th crossing along a
     ray stands for one of its lines (the k-th ring around the centre). Per (level, k), greedily, the candidate with
     the largest distance to the nearest point to avoid or label already placed wins.
     plotly can place contour labels itself (``showlabels``), but it measures candidate places in the browser: on
     chapter 1's first figure that took longer than drawing the rest of the figure."""
-    a1, a2 = np.asarray(axis1, dtype=float), np.asarray(axis2, dtype=float)
-    v = np.asarray(values, dtype=float)  # (len(a2), len(a1))
+    v = torch.as_tensor(np.asarray(values, dtype=float))  # (n2, n1)
     avoid = np.asarray(avoid, dtype=float).reshape(-1, 2)  # (n, 2)
-    centre = np.array([(a1[0] + a1[-1]) / 2, (a2[0] + a2[-1]) / 2])
-    reach = min(a1[-1] - a1[0], a2[-1] - a2[0]) / 2
+    centre = np.array([(x1[0] + x1[1]) / 2, (x2[0] + x2[1]) / 2])
+    reach = min(x1[1] - x1[0], x2[1] - x2[0]) / 2
     angles = np.arange(rays) * 2 * np.pi / rays
     units = np.stack([np.cos(angles), np.sin(angles)], -1)  # (R, 2)
     ray = centre + np.linspace(0.0, reach, samples)[None, :, None] * units[:, None, :]  # (R, S, 2)
-    on_ray = _bilinear(a1, a2, v, ray.reshape(-1, 2)).reshape(rays, samples)  # (R, S)
+    on_ray = _bilinear_at(v, x1, x2, torch.as_tensor(ray.reshape(-1, 2))).numpy().reshape(rays, samples)  # (R, S)
     placed: list[np.ndarray] = []
     labels = []
     for level in levels:
@@ -244,6 +235,13 @@ def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, l
     if tuple(log_px.shape) != (len(grid_x2), len(grid_x1)):
         raise ValueError(f"log_px must have shape (len(grid_x2), len(grid_x1)) = ({len(grid_x2)}, {len(grid_x1)}), "
                          f"got {tuple(log_px.shape)}")
+    ranges = []
+    for name, axis in (("grid_x1", grid_x1), ("grid_x2", grid_x2)):
+        a = torch.as_tensor(axis, dtype=torch.float64)
+        step = torch.diff(a)
+        if len(a) < 2 or not (step > 0).all() or not torch.allclose(step, step.mean(), rtol=1e-4, atol=0):
+            raise ValueError(f"{name} must be evenly spaced and increasing (a torch.linspace), with at least 2 points")
+        ranges.append((float(a[0]), float(a[-1])))
     levels = list(range(-12, 1, 2))
     fig = go.Figure()
     fig.add_trace(go.Contour(x=_np(grid_x1), y=_np(grid_x2), z=_np(log_px), showscale=False,
@@ -251,7 +249,7 @@ def toy_density_figure(x: Tensor, z: Tensor, grid_x1: Tensor, grid_x2: Tensor, l
                              contours=dict(start=levels[0], end=levels[-1], size=2, coloring="lines"),
                              name="log p(x) contours",
                              hovertemplate="x₁=%{x:.2f}, x₂=%{y:.2f}<br>log p(x)=%{z:.2f}<extra></extra>"))
-    labels = _contour_label_positions(_np(grid_x1), _np(grid_x2), _np(log_px), levels, _np(x))
+    labels = _contour_label_positions(ranges[0], ranges[1], _np(log_px), levels, _np(x))
     fig.add_trace(go.Scatter(x=[p[0] for p in labels], y=[p[1] for p in labels], mode="text",
                              text=[f"{p[2]:g}" for p in labels], textfont=dict(size=10, color="#555555"),
                              hoverinfo="skip", showlegend=False, name="contour labels"))
