@@ -17,7 +17,9 @@ Each page load uses a fresh browser context (empty cache), so the shared static 
     scrolled to and the network idle again: the bytes the whole page needs (the *page weight*);
   - the page opened again at its first figure (``page.html#<the figure's id>``, the page scrolls there as it
     loads): the time from navigation start to the first animation frame in which that figure is drawn and in the
-    viewport, the *first figure in the viewport*.
+    viewport, the *first figure in the viewport*; and, on a page with explorers, opened at its first explorer: the
+    time to the first frame in which that explorer is drawn (mounted: its panels drawn from its first values) and
+    in the viewport, the *first explorer in the viewport* (an explorer is a figure too; chapter 2 has no other).
 
   A figure counts as drawn once it has its full layout and a drawn trace (polled every 10 ms, and checked in every
   animation frame, from a script injected before the page's own).
@@ -61,12 +63,14 @@ VIEWPORT = {"width": 1280, "height": 900}
 SETTLE_S = 1.0  # pause between closing a page and a timed cold load
 
 # b.drawn[i]: when figure i was first seen drawn (ms since navigation start); b.seen[i]: when the first animation
-# frame in which figure i was drawn and in the viewport ran (the frame that shows it to the reader);
+# frame in which figure i was drawn and in the viewport ran (the frame that shows it to the reader); b.explorers[i]:
+# the same for explorer i (mounted: vae_lib/explorer_runtime.js sets host.explorer and draws its first values in one
+# task);
 # b.viewport: the figures that were in the viewport when the document was parsed; b.stopped ends the polling (the
 # explorer benchmark sets it before it times)
 INIT_SCRIPT = """(() => {
-  const b = window.__bench = {moves: [], drawn: [], seen: [], figures: null, viewport: null, move: null,
-                              stopped: false};
+  const b = window.__bench = {moves: [], drawn: [], seen: [], explorers: [], figures: null, viewport: null,
+                              move: null, stopped: false};
   const DRAWN = ['.heatmaplayer image', '.imagelayer image', '.contourlayer path', '.scatterlayer path',
                  '.barlayer path', '.boxlayer path', 'canvas'].join(', ');
   const drawn = gd => gd._fullLayout && (gd._fullData || []).length > 0 && gd.querySelector(DRAWN) !== null;
@@ -77,6 +81,9 @@ INIT_SCRIPT = """(() => {
     if (b.stopped) { return; }
     document.querySelectorAll('.plotly-graph-div').forEach((gd, i) => {
       if (b.seen[i] == null && drawn(gd) && inView(gd)) { b.seen[i] = performance.now(); }
+    });
+    document.querySelectorAll('.vae-explorer-host').forEach((host, i) => {
+      if (b.explorers[i] == null && host.explorer && inView(host)) { b.explorers[i] = performance.now(); }
     });
     requestAnimationFrame(frame);
   })();
@@ -271,6 +278,8 @@ def _one_load(browser, base: str, path: str) -> dict:
     page.wait_for_load_state("networkidle")
     run = page.evaluate(LOAD_JS)
     ids = page.evaluate("() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => gd.id)")
+    hosts = page.evaluate(f"() => {HOSTS_JS}.map(host => host.id)")
+    run["explorers"] = len(hosts)
     run["scroll_to_figure_ms"] = [page.evaluate(SCROLL_TO_FIGURE_JS, i) for i in range(len(ids))]
     page.evaluate(f"() => {HOSTS_JS}.forEach(h => h.scrollIntoView({{block: 'center'}}))")
     page.wait_for_timeout(200)
@@ -281,19 +290,26 @@ def _one_load(browser, base: str, path: str) -> dict:
     run["resources"] = full["resources"]
     run["outside"], run["errors"] = len(visit.outside), len(visit.errors)
     visit.close()
-    run["first_figure_ms"] = None
-    if ids:
-        time.sleep(SETTLE_S)  # the closed page's renderer is torn down on the same 2 cores: not part of a cold load
-        visit = Visit(browser, f"{base}/{path}#{ids[0]}")
-        visit.page.wait_for_function("() => window.__bench.seen[0] != null", timeout=60_000)
-        run["first_figure_ms"] = visit.page.evaluate("() => window.__bench.seen[0]")
-        run["first_figure_in_viewport"] = visit.page.evaluate(
-            "() => { const r = document.querySelectorAll('.plotly-graph-div')[0].getBoundingClientRect();"
-            " return r.bottom > 0 && r.top < innerHeight; }")
-        run["outside"] += len(visit.outside)
-        run["errors"] += len(visit.errors)
-        visit.close()
+    run["first_figure_ms"], run["first_explorer_ms"] = _first_in_view(browser, base, path, ids, run, "seen"), None
+    if hosts:
+        run["first_explorer_ms"] = _first_in_view(browser, base, path, hosts, run, "explorers")
     return run
+
+
+def _first_in_view(browser, base: str, path: str, ids: list[str], run: dict, which: str) -> float | None:
+    """The page opened cold at ``ids[0]`` (a figure's or an explorer's id): ms from navigation start to the first
+    animation frame that shows it drawn (``window.__bench[which][0]``); None without ids. Adds the visit's outside
+    requests and console errors to ``run``."""
+    if not ids:
+        return None
+    time.sleep(SETTLE_S)  # the closed page's renderer is torn down on the same 2 cores: not part of a cold load
+    visit = Visit(browser, f"{base}/{path}#{ids[0]}")
+    visit.page.wait_for_function(f"() => window.__bench.{which}[0] != null", timeout=60_000)
+    ms = visit.page.evaluate(f"() => window.__bench.{which}[0]")
+    run["outside"] += len(visit.outside)
+    run["errors"] += len(visit.errors)
+    visit.close()
+    return ms
 
 
 def page_loads(browser, base: str, html: Path, pages: list[str], loads: int = 3) -> list[dict]:
@@ -309,11 +325,12 @@ def page_loads(browser, base: str, html: Path, pages: list[str], loads: int = 3)
             "body_bytes": first["body_bytes"], "transfer_bytes": first["transfer_bytes"], "requests": first["requests"],
             "page_weight_bytes": first["page_weight_bytes"], "page_weight_requests": first["page_weight_requests"],
             "figures": first["figures"], "viewport_figures": first["viewport_figures"], "loads": loads,
+            "explorers": first["explorers"],
             **{key: _median([r[key] for r in runs])
                for key in ("first_paint_ms", "dom_content_loaded_ms", "load_ms", "viewport_figures_drawn_ms",
-                           "first_figure_ms")},
-            "first_figure_in_viewport": all(r.get("first_figure_in_viewport", True) for r in runs),
+                           "first_figure_ms", "first_explorer_ms")},
             "first_figure_ms_runs": [r["first_figure_ms"] for r in runs],
+            "first_explorer_ms_runs": [r["first_explorer_ms"] for r in runs],
             "scroll_to_figure_median_ms": _median(delays), "scroll_to_figure_max_ms": max(delays) if delays else None,
             "scroll_to_figure_ms_runs": [[round(d, 1) for d in r["scroll_to_figure_ms"]] for r in runs],
             "resources": sorted(first["resources"], key=lambda r: -r[1]),
@@ -401,7 +418,8 @@ def main() -> None:
     for r in loads:
         print(f"{r['page']:<34} html {r['html_bytes'] / 2**10:>6.0f} KiB  at load {r['body_bytes'] / 2**20:5.2f} MiB  "
               f"whole page {r['page_weight_bytes'] / 2**20:5.2f} MiB  load {r['load_ms']:>7.1f} ms  "
-              f"first figure {r['first_figure_ms'] or 0:>7.1f} ms  scroll-to-figure median "
+              f"first figure {r['first_figure_ms'] or 0:>7.1f} ms  "
+              f"first explorer {r['first_explorer_ms'] or 0:>7.1f} ms  scroll-to-figure median "
               f"{r['scroll_to_figure_median_ms'] or 0:6.1f} max {r['scroll_to_figure_max_ms'] or 0:6.1f} ms")
     for r in explorers:
         print(f"{r['page']:<42} {r['kind']:<6} #{r['index']}  update median {r['update']['median_ms']:6.2f} "

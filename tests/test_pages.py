@@ -299,13 +299,67 @@ def test_a_page_opened_at_a_figure_shows_that_figure_before_domcontentloaded_and
     at_dcl = page.evaluate("() => window.__atDcl")
     assert at_dcl[target]["drawn"], f"figure {target}, the one the page opens at, was not drawn before DOMContentLoaded"
     assert [f["drawn"] for f in at_dcl].count(True) == 1, at_dcl
-    assert 0 <= at_dcl[target]["top"] < 200, f"the page was not at figure {target} at DOMContentLoaded: {at_dcl[target]}"
+    assert 0 <= at_dcl[target]["top"] < 200, f"the page was not at figure {target} at DOMContentLoaded: {at_dcl}"
     page.wait_for_timeout(300)
     top = page.evaluate(f"() => {FIGURES}[{target}].getBoundingClientRect().top")
     assert abs(top - at_dcl[target]["top"]) < 2, f"the browser's own scroll moved figure {target}: {top} px"
     visit.draw_all()
     # drawn once: one plot per figure
     assert page.evaluate(f"() => {FIGURES}.every(gd => gd.querySelectorAll('.plot-container').length === 1)")
+    visit.close()
+
+
+# Wraps requestIdleCallback: the figures each idle callback began to draw (plotly's newPlot sets _fullLayout at once)
+# and the explorers it began to mount (mounted, or waiting for their data), each as [index, in the viewport then]
+IDLE_LOG = f"""(() => {{
+  if (!window.requestIdleCallback) {{ return; }}
+  const idle = window.requestIdleCallback.bind(window), log = window.__idle = {{figures: [], explorers: []}};
+  const inView = node => {{ const r = node.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }};
+  const nodes = {{figures: () => {FIGURES}, explorers: () => {HOSTS}}};
+  const started = {{figures: gd => !!gd._fullLayout, explorers: h => !!h.explorer || 'explorerLoading' in h.dataset}};
+  const state = () => Object.fromEntries(['figures', 'explorers'].map(k => [k, nodes[k]().map(started[k])]));
+  window.requestIdleCallback = (callback, options) => idle(deadline => {{
+    const before = state();
+    callback(deadline);
+    const after = state();
+    for (const kind of ['figures', 'explorers']) {{
+      after[kind].forEach((now, i) => {{
+        if (now && !before[kind][i]) {{ log[kind].push([i, inView(nodes[kind]()[i])]); }}
+      }});
+    }}
+  }}, options);
+}})();"""
+
+
+@in_browser
+@pytest.mark.parametrize("chapter, at_explorer", [("01_latent_variable_models", True),
+                                                  ("02_evidence_lower_bound", True), ("05_training", False)])
+def test_what_is_in_view_is_drawn_first_and_what_is_only_near_it_when_the_main_thread_is_idle(
+        browser, server, chapter, at_explorer):
+    """A page opened at its first explorer scrolls there and mounts that explorer at once (chapter 2 has no plotly
+    figure: this must not depend on one). What is not in view waits for idle callbacks (vae-book.js,
+    explorer_runtime.js), so it does not hold up the frame that shows the reader what they opened: chapter 1's figure
+    about a viewport height above its first explorer, chapter 5's three explorers below its opening text."""
+    visit = Visit(browser, f"{server}/book/{chapter}.html")
+    hosts = visit.page.evaluate(f"() => {HOSTS}.map(h => h.id)")
+    visit.close()
+    visit = Visit(browser, f"{server}/book/{chapter}.html" + (f"#{hosts[0]}" if at_explorer else ""),
+                  init_script=IDLE_LOG)
+    page = visit.page
+    page.wait_for_function(f"() => {HOSTS}.every(h => h.explorer)", timeout=30_000)
+    page.wait_for_timeout(500)
+    log = page.evaluate("() => window.__idle")
+    assert not any(in_view for kind in log.values() for _, in_view in kind), f"drawn in an idle callback in view: {log}"
+    first_in_view = page.evaluate(f"() => {{ const r = {HOSTS}[0].getBoundingClientRect(); "
+                                  "return r.bottom > 0 && r.top < innerHeight; }")
+    mounted_when_idle = [i for i, _ in log["explorers"]]
+    if at_explorer:
+        assert first_in_view, "the page did not open at its first explorer"
+        assert 0 not in mounted_when_idle, f"the explorer in view waited for an idle callback: {log}"
+    else:
+        assert mounted_when_idle == list(range(len(hosts))), f"explorers out of view mounted at once: {log}"
+    if chapter == "01_latent_variable_models":
+        assert [i for i, _ in log["figures"]] == [3], f"figure 3, above the explorer, not drawn when idle: {log}"
     visit.close()
 
 

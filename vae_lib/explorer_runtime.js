@@ -959,9 +959,16 @@
     });
     return null;
   }
+  // An explorer in the viewport is mounted at once; the others when the main thread is idle (at most IDLE_WAIT_MS
+  // later), so the one the reader sees is drawn first: mounting decodes an explorer's arrays and runs its program
+  // (30-70 ms for chapter 7's decoders), and its first frame waits for every mount in the same task.
+  var IDLE_WAIT_MS = 2000;
   function mountAll(rootNode) {
     Array.prototype.forEach.call((rootNode || document).querySelectorAll('.vae-explorer-host'), function (n) {
-      if (!n.explorer) { mount(n); }
+      if (n.explorer) { return; }
+      var box = n.getBoundingClientRect();
+      if ((box.bottom > 0 && box.top < window.innerHeight) || !window.requestIdleCallback) { mount(n); }
+      else { window.requestIdleCallback(function () { mount(n); }, { timeout: IDLE_WAIT_MS }); }
     });
   }
   root.vaeExplorer = {

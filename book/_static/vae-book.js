@@ -6,11 +6,11 @@
  *
  * - Lazy drawing: one IntersectionObserver with a margin of 1.5 viewport heights above and below watches every figure
  *   that is not drawn yet; a figure is drawn the first time it comes within that margin: the topmost one in the
- *   viewport at once, the others in later tasks, one figure per task, those in the viewport first. While the page
- *   loads, the figure the reader will see first (at the top, or at the URL's #anchor) is drawn as soon as this
- *   script runs, before the observer's first callback (see the end of this file). The figure's <div> has its
- *   final height from the start (plotly.py writes it into its style), so anchors and scroll positions do not move
- *   when it is drawn. Before printing, every figure not drawn yet is drawn.
+ *   viewport at once, the others in later tasks, one figure per task, those in the viewport first, those only near
+ *   it when the main thread is idle. While the page loads, the figure the reader will see first (at the top, or at
+ *   the URL's #anchor) is drawn as soon as this script runs, before the observer's first callback (see the end of
+ *   this file). The figure's <div> has its final height from the start (plotly.py writes it into its style), so
+ *   anchors and scroll positions do not move when it is drawn. Before printing, every figure not drawn yet is drawn.
  * - Dark theme: the theme (pydata-sphinx-theme) sets <html data-theme="dark">. Then each figure is drawn with a dark
  *   paper and plot area, light text and axis lines, and any trace or shape colour darker than a luminance of 0.2
  *   (the Okabe-Ito palette's black, dark greys) as light grey; the Okabe-Ito colours themselves read well on both
@@ -143,21 +143,33 @@
     return fig.pending;
   }
 
-  // Figures in the viewport are drawn at once, in the observer's callback; figures only near it wait in a queue and
-  // are drawn one per task after those, so the figure the reader is looking at is on screen first (a plotly figure
-  // takes 50-300 ms of the main thread to draw on a long page)
+  // Figures in the viewport are drawn at once, in the observer's callback; the others wait in a queue and are drawn
+  // one per task after those, so the figure the reader is looking at is on screen first (a plotly figure takes
+  // 50-300 ms of the main thread to draw on a long page). A figure still in view is drawn in the next task; one only
+  // near the viewport when the main thread is idle (requestIdleCallback, at most IDLE_WAIT_MS later), so it does not
+  // hold up what the reader sees now: an explorer in view waiting for its data, MathJax's equations, the theme.
+  var IDLE_WAIT_MS = 2000;
   var queue = [], queued = false;
+  function inView(fig) {
+    var box = fig.gd.getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  }
+  function schedule() {
+    if (queued || !queue.length) { return; }
+    queued = true;
+    if (inView(queue[0]) || !window.requestIdleCallback) { setTimeout(drawNext, 0); }
+    else { window.requestIdleCallback(drawNext, { timeout: IDLE_WAIT_MS }); }
+  }
   function drawNext() {
     queued = false;
     while (queue.length && queue[0].drawn) { queue.shift(); }
     if (!queue.length) { return; }
-    var next = function () { if (queue.length && !queued) { queued = true; setTimeout(drawNext, 0); } };
-    draw(queue.shift()).then(next, next);
+    draw(queue.shift()).then(schedule, schedule);
   }
   function drawSoon(fig, first) {
     if (fig.drawn || queue.indexOf(fig) >= 0) { return; }
     if (first) { queue.unshift(fig); } else { queue.push(fig); }
-    if (!queued) { queued = true; setTimeout(drawNext, 0); }
+    schedule();
   }
 
   var observer = ('IntersectionObserver' in window) ? new IntersectionObserver(function (entries) {
@@ -226,11 +238,13 @@
     });
     if (first) { draw(first); }
   }
+  // (on every page, figures or not: the explorer runtime, deferred after this script, mounts the explorer then in
+  // view at once and the others when the main thread is idle)
+  scrollToAnchor();
   if (window.Plotly && window.vaeBookWaiting) {
     var waiting = window.vaeBookWaiting;
     window.vaeBookWaiting = [];
     waiting.forEach(function (drawScript) { drawScript(); });
-    scrollToAnchor();
     drawFirstInView();
   }
 })();
