@@ -62,7 +62,8 @@ SECONDS = 5  # a call on bad input must answer within this (a hang or a 10**9-sa
 def _public_callables() -> dict[str, Callable]:
     """name -> callable for every callable in ``vae_lib.__all__`` or a submodule's ``__all__`` that vae_lib defines.
 
-    Left out: protocols (interfaces, not callable) and exception classes (raised, never called with user input).
+    Left out: protocols (interfaces, not callable), abstract base classes (subclassed, never called) and exception
+    classes (raised, never called with user input).
     """
     found: dict[int, tuple[str, Callable]] = {}
     modules = [vae_lib] + [importlib.import_module(f"vae_lib.{m.name}") for m in pkgutil.iter_modules(vae_lib.__path__)
@@ -72,7 +73,8 @@ def _public_callables() -> dict[str, Callable]:
             obj = getattr(module, name)
             if not callable(obj) or not getattr(obj, "__module__", "").startswith("vae_lib"):
                 continue
-            if inspect.isclass(obj) and (getattr(obj, "_is_protocol", False) or issubclass(obj, BaseException)):
+            if inspect.isclass(obj) and (getattr(obj, "_is_protocol", False) or inspect.isabstract(obj)
+                                         or issubclass(obj, BaseException)):
                 continue
             found.setdefault(id(obj), (f"{obj.__module__}.{obj.__qualname__}", obj))
     return dict(sorted(found.values(), key=lambda item: item[0]))

@@ -179,19 +179,24 @@ class TestFailures:
         assert load_checkpoint(conv_vae(), path, digest.upper()).training is False  # hex case does not matter
 
 
-def test_registered_spec_and_checkpoint_file():
-    """The registries' shared lookup: a name gives its spec, a spec passes through, an unknown name or a wrong type
-    is refused naming the caller's parameter; the file lands in the directory asked for, else book/checkpoints."""
-    from vae_lib.checkpoint import CHECKPOINT_DIR, checkpoint_file, registered_spec
-    from vae_lib.face_models import FACE_MODELS, FaceModelSpec
+def test_model_registry_and_checkpoint_file():
+    """The registries of trained models: a name gives its spec, an unknown name raises a KeyError listing the known
+    ones, specs of another kind and repeated names are refused; a checkpoint lands in the directory asked for, else
+    book/checkpoints."""
+    from vae_lib.checkpoint import CHECKPOINT_DIR, checkpoint_file
+    from vae_lib.face_models import FACE_MODELS
+    from vae_lib.trained import ModelRegistry
 
     spec = FACE_MODELS["faces-2d"]
-    assert registered_spec(FACE_MODELS, "faces-2d", FaceModelSpec) is spec
-    assert registered_spec(FACE_MODELS, spec, FaceModelSpec) is spec
-    with pytest.raises(ValueError, match=r"^model must be one of \['faces-2d'"):
-        registered_spec(FACE_MODELS, "faces-3d", FaceModelSpec, "model")
-    with pytest.raises(TypeError, match="^spec must be a model name .* or a FaceModelSpec, got int"):
-        registered_spec(FACE_MODELS, 3, FaceModelSpec, "spec")
+    assert spec.name == "faces-2d" and list(FACE_MODELS) == ["faces-2d", "faces-6d-beta1", "faces-6d-beta4"]
+    with pytest.raises(KeyError, match=r"no trained model named 'faces-3d'; the models are \['faces-2d'"):
+        FACE_MODELS["faces-3d"]
+    assert FACE_MODELS.get("faces-3d") is None  # a plain lookup with a default still works
+    with pytest.raises(TypeError, match="^specs must be TrainedVAESpec instances, got str"):
+        ModelRegistry([spec, "faces-2d"])
+    with pytest.raises(ValueError, match="^specs must have distinct names"):
+        ModelRegistry([spec, spec])
     assert checkpoint_file("a.pt") == CHECKPOINT_DIR / "a.pt"
     assert checkpoint_file("a.pt", "/tmp/x") == Path("/tmp/x/a.pt")
-    assert CHECKPOINT_DIR.is_dir() and (CHECKPOINT_DIR / spec.file_name).is_file()
+    assert spec.checkpoint_path() == CHECKPOINT_DIR / "faces-2d.pt" and spec.checkpoint_path().is_file()
+    assert spec.checkpoint_path("/tmp/x") == Path("/tmp/x/faces-2d.pt")

@@ -1,6 +1,6 @@
 """Chapter 7's shipped face VAEs and what the chapter computes with them.
 
-* every checkpoint in book/checkpoints/ loads through ``load_face_model`` (its SHA-256 verified first) and the loaded
+* every checkpoint in book/checkpoints/ loads through ``FaceModelSpec.load`` (its SHA-256 verified first) and the loaded
   model reproduces the reference number pinned next to its digest; the checkpoints stay small;
 * a missing checkpoint names the script that regenerates it, a changed one is refused;
 * the training pipeline of ``tools/train_faces.py`` is deterministic: the same tiny run twice gives identical weights
@@ -18,16 +18,9 @@ import torch
 
 from vae_lib import face_analysis
 from vae_lib.checkpoint import save_checkpoint, sha256_file
-from vae_lib.face_models import (
-    CHECKPOINT_DIR,
-    FACE_MODELS,
-    build_face_vae,
-    checkpoint_path,
-    load_face_model,
-    reference_log_likelihood,
-    train_face_model,
-)
+from vae_lib.face_models import CHECKPOINT_DIR, FACE_MODELS
 from vae_lib.faces import FACTOR_NAMES, FACTOR_RANGES, load_faces_split, make_faces, render_faces
+from vae_lib.trained import reference_log_likelihood
 
 
 def gen(seed: int) -> torch.Generator:
@@ -41,7 +34,7 @@ def faces():
 
 @pytest.fixture(scope="module")
 def model_6d():
-    return load_face_model("faces-6d-beta4")
+    return FACE_MODELS["faces-6d-beta4"].load()
 
 
 # ------------------------------------------------------------------------------------------- the checkpoints
@@ -55,52 +48,50 @@ def test_the_specs_pin_a_digest_and_a_file_each():
 
 
 def test_checkpoints_are_small():
-    total = sum(checkpoint_path(name).stat().st_size for name in FACE_MODELS)
+    total = sum(spec.checkpoint_path().stat().st_size for spec in FACE_MODELS.values())
     assert total <= 2_000_000, f"book/checkpoints holds {total / 1e6:.2f} MB of face models (budget 2 MB)"
 
 
 @pytest.mark.parametrize("name", sorted(FACE_MODELS))
 def test_each_checkpoint_loads_verified_and_reproduces_its_reference(faces, name):
     spec = FACE_MODELS[name]
-    assert sha256_file(checkpoint_path(name)) == spec.sha256
-    model = load_face_model(name)
+    assert sha256_file(spec.checkpoint_path()) == spec.sha256
+    model = spec.load()
     assert not model.training and model.config.latent_dim == spec.latent_dim
     assert reference_log_likelihood(model, faces.test.images) == pytest.approx(spec.reference, abs=1e-3)
 
 
 def test_a_missing_checkpoint_says_how_to_regenerate_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"tools/train_faces\.py"):
-        load_face_model("faces-2d", directory=tmp_path)
+        FACE_MODELS["faces-2d"].load(directory=tmp_path)
 
 
 def test_a_changed_checkpoint_is_refused(tmp_path):
     path = tmp_path / FACE_MODELS["faces-2d"].file_name
-    shutil.copy(checkpoint_path("faces-2d"), path)
+    shutil.copy(FACE_MODELS["faces-2d"].checkpoint_path(), path)
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="SHA-256"):
-        load_face_model("faces-2d", directory=tmp_path)
+        FACE_MODELS["faces-2d"].load(directory=tmp_path)
 
 
-def test_unknown_model_names_are_rejected():
-    with pytest.raises(ValueError, match="faces-2d"):
-        load_face_model("faces-3d")
-    with pytest.raises(TypeError, match="name"):
-        load_face_model(2)
+def test_unknown_model_names_are_rejected_with_the_known_ones():
+    with pytest.raises(KeyError, match=r"'faces-3d'; the models are \['faces-2d', 'faces-6d-beta1', 'faces-6d-beta4'"):
+        FACE_MODELS["faces-3d"]
 
 
 # ------------------------------------------------------------------------------------------- the training pipeline
 def test_the_training_pipeline_is_deterministic(tmp_path):
     """tools/train_faces.py's training function, one epoch on 256 faces, twice: bit-identical weights and files."""
     x = make_faces(256, generator=gen(0)).images
-    runs = [train_face_model("faces-6d-beta4", x, epochs=1) for _ in range(2)]
+    runs = [FACE_MODELS["faces-6d-beta4"].train(x, epochs=1) for _ in range(2)]
     (a, history_a), (b, history_b) = runs
     state_a, state_b = a.state_dict(), b.state_dict()
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert history_a.elbo == history_b.elbo
-    fresh = build_face_vae("faces-6d-beta4").state_dict()
+    fresh = FACE_MODELS["faces-6d-beta4"].build().state_dict()
     assert not torch.equal(fresh["decoder.head.weight"], state_a["decoder.head.weight"])  # it did train
     assert save_checkpoint(a, tmp_path / "a.pt") == save_checkpoint(b, tmp_path / "b.pt")
 

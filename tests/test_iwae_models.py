@@ -11,15 +11,10 @@ import torch
 
 from vae_lib.checkpoint import save_checkpoint, sha256_file
 from vae_lib.data import load_digits_split
-from vae_lib.face_models import reference_log_likelihood
-from vae_lib.iwae_models import (
-    CHECKPOINT_DTYPE,
-    IWAE_MODELS,
-    build_digits_vae,
-    iwae_checkpoint_path,
-    load_iwae_model,
-    train_digits_model,
-)
+from vae_lib.iwae_models import IWAE_MODELS, DigitsModelSpec
+from vae_lib.trained import reference_log_likelihood
+
+CHECKPOINT_DTYPE = DigitsModelSpec.checkpoint_dtype
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +35,15 @@ def test_the_specs_are_burda_et_al_s_rows():
 
 
 def test_checkpoints_are_small():
-    total = sum(iwae_checkpoint_path(name).stat().st_size for name in IWAE_MODELS)
+    total = sum(spec.checkpoint_path().stat().st_size for spec in IWAE_MODELS.values())
     assert total <= 2_000_000, f"book/checkpoints holds {total / 1e6:.2f} MB of digits models (budget 2 MB)"
 
 
 @pytest.mark.parametrize("name", sorted(IWAE_MODELS))
 def test_each_checkpoint_loads_verified_and_reproduces_its_reference(digits, name):
     spec = IWAE_MODELS[name]
-    assert sha256_file(iwae_checkpoint_path(name)) == spec.sha256
-    model = load_iwae_model(name)
+    assert sha256_file(spec.checkpoint_path()) == spec.sha256
+    model = spec.load()
     assert not model.training and model.config.latent_dim == spec.latent_dim
     assert next(model.parameters()).dtype == torch.float32  # stored in float16, loaded as float32
     assert reference_log_likelihood(model, digits.x_test) == pytest.approx(spec.reference, abs=1e-3)
@@ -58,50 +53,58 @@ def test_the_rows_differ(digits):
     """Five different models, not one file five times: their reference numbers and weights differ."""
     refs = {round(s.reference, 3) for s in IWAE_MODELS.values()}
     assert len(refs) == len(IWAE_MODELS)
-    a, b = load_iwae_model("digits-elbo-k5"), load_iwae_model("digits-iwae-k5")
+    a, b = IWAE_MODELS["digits-elbo-k5"].load(), IWAE_MODELS["digits-iwae-k5"].load()
     assert not torch.equal(a.decoder[-1].weight, b.decoder[-1].weight)
 
 
 def test_a_missing_checkpoint_says_how_to_regenerate_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"tools/train_iwae\.py --save"):
-        load_iwae_model("digits-elbo-k1", directory=tmp_path)
+        IWAE_MODELS["digits-elbo-k1"].load(directory=tmp_path)
 
 
 def test_a_changed_checkpoint_is_refused(tmp_path):
     path = tmp_path / IWAE_MODELS["digits-iwae-k5"].file_name
-    shutil.copy(iwae_checkpoint_path("digits-iwae-k5"), path)
+    shutil.copy(IWAE_MODELS["digits-iwae-k5"].checkpoint_path(), path)
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="SHA-256"):
-        load_iwae_model("digits-iwae-k5", directory=tmp_path)
+        IWAE_MODELS["digits-iwae-k5"].load(directory=tmp_path)
 
 
-def test_unknown_model_names_are_rejected():
-    with pytest.raises(ValueError, match="digits-elbo-k1"):
-        load_iwae_model("digits-iwae-k1")
-    with pytest.raises(TypeError, match="name"):
-        load_iwae_model(5)
+def test_unknown_model_names_are_rejected_with_the_known_ones():
+    with pytest.raises(KeyError, match=r"'digits-iwae-k1'; the models are \['digits-elbo-k1'"):
+        IWAE_MODELS["digits-iwae-k1"]
 
 
 def test_the_training_pipeline_is_deterministic(digits, tmp_path):
     """tools/train_iwae.py's training function, one epoch on 128 digits (IWAE, K = 5), twice: identical weights and
     identical float16 checkpoints."""
     x = digits.x_train[:128]
-    (a, history_a), (b, history_b) = (train_digits_model("digits-iwae-k5", x, epochs=1) for _ in range(2))
+    (a, history_a), (b, history_b) = (IWAE_MODELS["digits-iwae-k5"].train(x, epochs=1) for _ in range(2))
     assert history_a.loss == history_b.loss
     for (key, u), v in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(u, v), key
-    fresh = build_digits_vae("digits-iwae-k5").state_dict()
+    fresh = IWAE_MODELS["digits-iwae-k5"].build().state_dict()
     assert not torch.equal(fresh["decoder.2.weight"], a.state_dict()["decoder.2.weight"])  # it did train
     assert (save_checkpoint(a, tmp_path / "a.pt", dtype=CHECKPOINT_DTYPE)
             == save_checkpoint(b, tmp_path / "b.pt", dtype=CHECKPOINT_DTYPE))
 
 
 @pytest.mark.slow
-def test_retraining_reproduces_the_shipped_checkpoint(digits, tmp_path):
-    """The full 60 epochs of the VAE row (about 20 s on one thread) give the pinned file bit for bit."""
+def test_retraining_reproduces_the_shipped_model(digits):
+    """The full 60 epochs of the VAE row (about 20 s on one thread) give the shipped model again: every weight within
+    1e-3 of the checkpoint's (float16 rounding alone is up to 4.9e-4 for weights below 2) and the same reference
+    number to 1e-3 nats.
+
+    Not bit for bit: the same run on one machine gives identical files (tools/train_iwae.py was run twice, and the
+    deterministic-pipeline test above compares two runs), but PyTorch's CPU kernels differ between instruction sets.
+    Retrained on an AVX-512 machine, 0.8 % of the weights round to a neighbouring float16 value and the file's
+    digest differs."""
     assert torch.get_num_threads() == 1  # the checkpoints were made on one thread (tests/conftest.py sets it)
     spec = IWAE_MODELS["digits-elbo-k1"]
-    model, _ = train_digits_model(spec, digits.x_train)
-    assert save_checkpoint(model, tmp_path / spec.file_name, dtype=CHECKPOINT_DTYPE) == spec.sha256
+    model, _ = spec.train(digits.x_train)
+    shipped = spec.load()
+    for (key, retrained), weight in zip(model.state_dict().items(), shipped.state_dict().values(), strict=True):
+        assert (retrained - weight).abs().max().item() <= 1e-3, key
+    assert reference_log_likelihood(model, digits.x_test) == pytest.approx(spec.reference, abs=1e-3)

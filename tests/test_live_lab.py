@@ -14,6 +14,7 @@ unchanged, so the first change is the kernel's doing. Screenshots of the explore
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -306,9 +307,14 @@ def _drive_live_explorer(page: LabPage, lab: Lab, index: int, live: str, model: 
     opened = time.monotonic()
     stderr = page.run_all()
     ran = time.monotonic()
-    # the chapter's static explorers (text/html outputs with the runtime inline) run in JupyterLab too, no kernel needed
-    static = page.page.evaluate("""() => Array.from(document.querySelectorAll('.vae-explorer-host'))
-        .map(h => !!h.explorer && h.querySelectorAll('svg, canvas').length)""")
+    # the chapter's static explorers (text/html outputs with the runtime inline) run in JupyterLab too, no kernel
+    # needed; one out of view is mounted when the main thread is idle (explorer_runtime.js: at most 2 s later)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    hosts = "Array.from(document.querySelectorAll('.vae-explorer-host'))"
+    with contextlib.suppress(PlaywrightTimeout):  # the assertion below says what is missing
+        page.page.wait_for_function(f"() => {hosts}.length >= 2 && {hosts}.every(h => h.explorer)", timeout=10_000)
+    static = page.page.evaluate(f"() => {hosts}.map(h => !!h.explorer && h.querySelectorAll('svg, canvas').length)")
     assert len(static) >= 2 and all(static), f"static explorers in JupyterLab: {static}"
     cell = page.page.evaluate_handle("(i) => window.__panel.content.widgets[i].node", index).as_element()
     cell.scroll_into_view_if_needed()

@@ -7,7 +7,8 @@ Usage (from the repository root):
     python tools/train_faces.py --only faces-2d
 
 Every model is trained with fixed seeds, a fixed number of epochs and ONE thread (torch's results can depend on the
-number of threads), so a rerun reproduces the files bit for bit. For each model the script prints the checkpoint's
+number of threads), so a rerun on the same machine reproduces the files bit for bit (another kind of CPU may round
+differently: PyTorch's kernels differ between instruction sets). For each model the script prints the checkpoint's
 SHA-256 digest, the reference number a loaded model must reproduce, and whether both match the values pinned in
 ``vae_lib/face_models.py`` (update them there if you retrain on purpose).
 """
@@ -25,13 +26,9 @@ os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported
 import torch  # noqa: E402
 
 from vae_lib.checkpoint import save_checkpoint  # noqa: E402
-from vae_lib.face_models import (  # noqa: E402
-    CHECKPOINT_DIR,
-    FACE_MODELS,
-    reference_log_likelihood,
-    train_face_model,
-)
+from vae_lib.face_models import CHECKPOINT_DIR, FACE_MODELS  # noqa: E402
 from vae_lib.faces import load_faces_split  # noqa: E402
+from vae_lib.trained import reference_log_likelihood  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(FACE_MODELS):
         spec = FACE_MODELS[name]
         start = time.perf_counter()
-        model, history = train_face_model(spec, faces.train.images, progress=args.progress)
+        model, history = spec.train(faces.train.images, progress=args.progress)
         path = args.out / spec.file_name
-        digest = save_checkpoint(model, path)
+        digest = save_checkpoint(model, path, dtype=spec.checkpoint_dtype)
         reference = reference_log_likelihood(model, faces.test.images)
         match = digest == spec.sha256 and round(reference, 3) == round(spec.reference, 3)
         all_match &= match

@@ -12,7 +12,8 @@ The rows are the specs of ``vae_lib.iwae_models.IWAE_MODELS``: the ELBO with K =
 single-sample ELBOs, Burda et al.'s "VAE" rows) and L_K with K = 5 and 50 (IWAE gradients; with --dreg also DReG
 encoder gradients, printed only). Each is the same VAE (sklearn's digits, categorical decoder over the 17 pixel
 levels, L = 8 latent dimensions) trained from the same initial weights with fixed seeds and a fixed number of epochs,
-on ONE thread (torch's results can depend on the number of threads), so a rerun reproduces the checkpoints bit for bit.
+on ONE thread (torch's results can depend on the number of threads), so a rerun on the same machine reproduces the
+checkpoints bit for bit (another kind of CPU may round differently: PyTorch's kernels differ between instruction sets).
 The table gives the held-out log-likelihood log p_θ(x) of the 360 test images estimated with K = 1000 importance
 samples (``vae_lib.evaluation.log_evidence``; nats per image), the held-out ELBO, the number of active units
 (A_j = Cov_x(E_q[z_j]) > 10⁻², ``vae_lib.iwae.active_units``) and the training time. With --save each model's
@@ -34,12 +35,12 @@ os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported
 
 import torch  # noqa: E402
 
-from vae_lib.checkpoint import save_checkpoint  # noqa: E402
+from vae_lib.checkpoint import CHECKPOINT_DIR, save_checkpoint  # noqa: E402
 from vae_lib.data import load_digits_split  # noqa: E402
 from vae_lib.evaluation import log_evidence  # noqa: E402
-from vae_lib.face_models import CHECKPOINT_DIR, reference_log_likelihood  # noqa: E402
 from vae_lib.iwae import active_units  # noqa: E402
-from vae_lib.iwae_models import CHECKPOINT_DTYPE, IWAE_MODELS, load_iwae_model, train_digits_model  # noqa: E402
+from vae_lib.iwae_models import IWAE_MODELS  # noqa: E402
+from vae_lib.trained import reference_log_likelihood  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,18 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     for spec, dreg in rows:
         t0 = time.perf_counter()
         if dreg:
-            from vae_lib.iwae_models import build_digits_vae
             from vae_lib.train import fit
 
-            model = build_digits_vae(spec)
+            model = spec.build()
             fit(model, data.x_train, dataclasses.replace(spec.train_config(progress=args.progress), dreg=True))
         else:
-            model, _ = train_digits_model(spec, data.x_train, progress=args.progress)
+            model, _ = spec.train(data.x_train, progress=args.progress)
         seconds = time.perf_counter() - t0
         if args.save:
             path = args.out / spec.file_name
-            digest = save_checkpoint(model, path, dtype=CHECKPOINT_DTYPE)
-            model = load_iwae_model(dataclasses.replace(spec, sha256=digest), args.out)  # the float16 weights
+            digest = save_checkpoint(model, path, dtype=spec.checkpoint_dtype)
+            model = dataclasses.replace(spec, sha256=digest).load(args.out)  # the float16 weights
         with torch.no_grad():
             log_px = log_evidence(model, data.x_test, args.eval_k,
                                   generator=torch.Generator().manual_seed(spec.seed + 1)).mean().item()

@@ -23,7 +23,8 @@ Chapters import from here; each submodule holds one concept:
 * :mod:`vae_lib.priors` — the learned mixture prior p_ψ(z) and the VAE that uses it (chapter 5);
 * :mod:`vae_lib.rate_distortion` — the ELBO as −(distortion + rate), the β-objective (chapter 5);
 * :mod:`vae_lib.networks` — the fully connected and convolutional networks a VAE wraps; :mod:`vae_lib.checkpoint` —
-  checkpoints verified by SHA-256 (chapter 7);
+  checkpoints verified by SHA-256; :mod:`vae_lib.trained` — the models the book ships weights for, built, trained
+  and loaded one way (chapters 7 and 8: :mod:`vae_lib.face_models`, :mod:`vae_lib.iwae_models`);
 * :mod:`vae_lib.faces`, :mod:`vae_lib.disentanglement`, :mod:`vae_lib.face_models`, :mod:`vae_lib.face_analysis`,
   :mod:`vae_lib.axes` — faces rendered with known factors, how much each latent dimension tells about each factor,
   the chapter's checkpointed models, traversals and edits, and what rotating the latent space costs (chapter 7);

@@ -13,9 +13,8 @@ loading must never run code from the file:
   (expected against actual), a file that is not a plain state dict, an architecture mismatch (missing and
   unexpected names, shapes that differ).
 * :func:`sha256_file` is the streamed digest both use.
-* :func:`registered_spec` and :func:`checkpoint_file` serve the registries of trained models that chapters 7 and 8
-  load by name (``vae_lib.face_models.FACE_MODELS``, ``vae_lib.iwae_models.IWAE_MODELS``), all stored in
-  :data:`CHECKPOINT_DIR`.
+* :func:`checkpoint_file` says where a trained model's checkpoint lives, by default in :data:`CHECKPOINT_DIR`
+  (:class:`vae_lib.trained.TrainedVAESpec`, the models chapters 7 and 8 load).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 
 from ._checks import MissingFileError
 
-__all__ = ["CHECKPOINT_DIR", "checkpoint_file", "load_checkpoint", "registered_spec", "save_checkpoint", "sha256_file"]
+__all__ = ["CHECKPOINT_DIR", "checkpoint_file", "load_checkpoint", "save_checkpoint", "sha256_file"]
 
 #: Where the book's trained models live: book/checkpoints/ (chapters 7 and 8).
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
@@ -43,24 +42,6 @@ CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
 _CHUNK = 1 << 20  # bytes read at a time while hashing
 M = TypeVar("M", bound=nn.Module)
 S = TypeVar("S")
-
-
-def registered_spec(registry: Mapping[str, S], name: object, spec_type: type[S], param: str = "name") -> S:
-    """The spec of a registered model given by its name (a key of ``registry``) or the spec itself; errors name the
-    caller's parameter ``param``."""
-    if not isinstance(registry, Mapping):
-        raise TypeError(f"registry must be a mapping from names to specs, got {type(registry).__name__}")
-    if not isinstance(spec_type, type):
-        raise TypeError(f"spec_type must be a class, got {type(spec_type).__name__}")
-    if not isinstance(param, str):
-        raise TypeError(f"param must be a str (the caller's parameter name), got {type(param).__name__}")
-    if isinstance(name, spec_type):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"{param} must be a model name (str) or a {spec_type.__name__}, got {type(name).__name__}")
-    if name not in registry:
-        raise ValueError(f"{param} must be one of {sorted(registry)}, got {name!r}")
-    return registry[name]
 
 
 def checkpoint_file(file_name: str, directory: str | os.PathLike[str] | None = None) -> Path:

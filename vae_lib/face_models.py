@@ -2,9 +2,9 @@
 
 Training the chapter's models takes minutes, more than a reader's build should spend, so ``tools/train_faces.py``
 trains them once with fixed seeds, fixed epochs and one thread, and writes their weights to ``book/checkpoints/``;
-the chapter loads them with :func:`load_face_model`, which checks each file's SHA-256 digest (pinned here, in
-:data:`FACE_MODELS`) before reading it (:func:`vae_lib.checkpoint.load_checkpoint`). Running the script again
-reproduces the files bit for bit.
+the chapter loads them with ``FACE_MODELS[name].load()`` (:meth:`vae_lib.trained.TrainedVAESpec.load`), which checks
+each file's SHA-256 digest (pinned here, in :data:`FACE_MODELS`) before reading it. Running the script again on
+the same machine reproduces the files bit for bit.
 
 The models, all ``VAE(config, *conv_networks(config))`` on the 10,000 training faces of
 :func:`vae_lib.faces.load_faces_split` with a categorical p_θ(x|z) over the 16 pixel levels:
@@ -13,43 +13,29 @@ The models, all ``VAE(config, *conv_networks(config))`` on the 10,000 training f
 * ``faces-6d-beta1``: L = 6, β = 1, and ``faces-6d-beta4``: L = 6, β = 4 — the disentanglement table.
 
 Each :class:`FaceModelSpec` also records a reference number (the mean log p_θ(x | z = μ_φ(x)) of the first 64 test
-faces, deterministic in eval mode) that a loaded model must reproduce (tests/test_face_models.py).
+faces, :func:`vae_lib.trained.reference_log_likelihood`) that a loaded model must reproduce
+(tests/test_face_models.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
-import torch
-from torch import Tensor
-
-from ._checks import check_count
-from .checkpoint import CHECKPOINT_DIR, checkpoint_file, load_checkpoint, registered_spec
+from .checkpoint import CHECKPOINT_DIR
 from .faces import FACE_LEVELS, FACE_SIZE
 from .models import VAE, VAEConfig
 from .networks import conv_networks
-from .train import TrainConfig, TrainHistory, fit
+from .train import TrainConfig
+from .trained import ModelRegistry, TrainedVAESpec
 
-__all__ = [
-    "CHECKPOINT_DIR",
-    "FACE_MODELS",
-    "REGENERATE_HINT",
-    "FaceModelSpec",
-    "build_face_vae",
-    "checkpoint_path",
-    "load_face_model",
-    "reference_log_likelihood",
-    "train_face_model",
-]
+__all__ = ["CHECKPOINT_DIR", "FACE_MODELS", "FaceModelSpec"]
 
-REGENERATE_HINT = "run `python tools/train_faces.py` from the repository root (10 to 25 minutes on one CPU thread)"
 CHANNELS = (16, 32, 64)  # the convolutional networks' feature maps (about 60,000 parameters, 0.24 MB a model)
-REFERENCE_FACES = 64  # the reference number is computed on the first 64 test faces
 
 
 @dataclass(frozen=True)
-class FaceModelSpec:
+class FaceModelSpec(TrainedVAESpec):
     """One of chapter 7's models: architecture, training settings, checkpoint file and its pinned digest.
 
     ``latent_dim`` L and ``beta`` β (the KL weight of :func:`vae_lib.train.fit`); ``seed`` seeds both the initial
@@ -59,21 +45,16 @@ class FaceModelSpec:
     first 64 test faces.
     """
 
-    name: str
+    regenerate_hint: ClassVar[str] = ("run `python tools/train_faces.py` from the repository root (10 to 25 minutes "
+                                      "on one CPU thread)")
+
     latent_dim: int
     beta: float
-    sha256: str
-    reference: float
     epochs: int = 40
     batch_size: int = 128
     learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
     seed: int = 0
-
-    @property
-    def file_name(self) -> str:
-        """The checkpoint's file name in :data:`CHECKPOINT_DIR`."""
-        return f"{self.name}.pt"
 
     def vae_config(self) -> VAEConfig:
         """The VAE's configuration: 1×32×32 images, categorical over 16 levels, the encoder sees x / 15."""
@@ -86,76 +67,20 @@ class FaceModelSpec:
                            learning_rate=self.learning_rate, seed=self.seed, progress=progress,
                            kl_weight=self.beta, lr_schedule=self.lr_schedule)
 
-
-FACE_MODELS: dict[str, FaceModelSpec] = {
-    spec.name: spec
-    for spec in (
-        FaceModelSpec("faces-2d", latent_dim=2, beta=1.0,
-                      sha256="cd379560f62feb01c87103fcde887cbb5d6b07b99dcd029a9ec4db52f23f7021",
-                      reference=-269.2239),
-        FaceModelSpec("faces-6d-beta1", latent_dim=6, beta=1.0,
-                      sha256="ed6e9eb293b9b8b443992d1050059e667bf1507169dc95d9ccc92112adacb6fb",
-                      reference=-144.2716),
-        FaceModelSpec("faces-6d-beta4", latent_dim=6, beta=4.0,
-                      sha256="5acea21b8e2fafd1f4a848e8bd570ab8b32f4a7b95330a844785db3aea56263d",
-                      reference=-156.2616),
-    )
-}
+    def build(self) -> VAE:
+        """A freshly initialised convolutional VAE with the spec's architecture (weights from ``seed``)."""
+        config = self.vae_config()
+        return VAE(config, *conv_networks(config, channels=CHANNELS))
 
 
-def _spec(name: object, param: str = "name") -> FaceModelSpec:
-    """The spec of a model given by its name or itself; errors name the caller's parameter ``param``."""
-    return registered_spec(FACE_MODELS, name, FaceModelSpec, param)
-
-
-def build_face_vae(spec: FaceModelSpec | str) -> VAE:
-    """A freshly initialised convolutional VAE with the spec's architecture (weights from ``spec.seed``)."""
-    spec = _spec(spec, "spec")
-    config = spec.vae_config()
-    return VAE(config, *conv_networks(config, channels=CHANNELS))
-
-
-def train_face_model(spec: FaceModelSpec | str, x_train: Tensor, *, epochs: int | None = None,
-                     progress: bool = False) -> tuple[VAE, TrainHistory]:
-    """Build and train the spec's VAE on ``x_train`` (N, 1, 32, 32) with :func:`vae_lib.train.fit`.
-
-    Deterministic: the same spec, data and number of threads give bit-identical weights (``tools/train_faces.py``
-    runs it with one thread). ``epochs`` overrides the spec's. The model is returned in eval mode.
-    """
-    spec = _spec(spec, "spec")
-    if epochs is not None:
-        check_count("epochs", epochs)
-    model = build_face_vae(spec)
-    history = fit(model, x_train, spec.train_config(progress=progress, epochs=epochs))
-    return model, history
-
-
-def checkpoint_path(name: FaceModelSpec | str, directory: str | Path | None = None) -> Path:
-    """Where the checkpoint of model ``name`` lives (``directory`` defaults to :data:`CHECKPOINT_DIR`)."""
-    return checkpoint_file(_spec(name).file_name, directory)
-
-
-def load_face_model(name: str, directory: str | Path | None = None) -> VAE:
-    """The trained VAE ``name`` (a key of :data:`FACE_MODELS`), its checkpoint's digest verified, in eval mode.
-
-    A missing file raises ``FileNotFoundError`` saying how to regenerate it; a file with another digest a
-    ``ValueError`` (:func:`vae_lib.checkpoint.load_checkpoint`).
-    """
-    spec = _spec(name)
-    return load_checkpoint(build_face_vae(spec), checkpoint_path(spec, directory), spec.sha256,
-                           regenerate_hint=REGENERATE_HINT)
-
-
-def reference_log_likelihood(model: VAE, x: Tensor) -> float:
-    """Mean log p_θ(x | z = μ_φ(x)) in nats over the first 64 rows of x: deterministic in eval mode.
-
-    The number each :class:`FaceModelSpec` records as ``reference`` (on the test faces), so a loaded model can be
-    checked against the one that was trained.
-    """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a vae_lib.VAE, got {type(model).__name__}")
-    model.eval()
-    x = model.flatten_data(x)[:REFERENCE_FACES]
-    with torch.no_grad():
-        mean, _ = model.encode(x)  # (B, L)
-        return model.log_likelihood(x, mean[None]).mean().item()
+FACE_MODELS: ModelRegistry[FaceModelSpec] = ModelRegistry([
+    FaceModelSpec("faces-2d", latent_dim=2, beta=1.0,
+                  sha256="cd379560f62feb01c87103fcde887cbb5d6b07b99dcd029a9ec4db52f23f7021",
+                  reference=-269.2239),
+    FaceModelSpec("faces-6d-beta1", latent_dim=6, beta=1.0,
+                  sha256="ed6e9eb293b9b8b443992d1050059e667bf1507169dc95d9ccc92112adacb6fb",
+                  reference=-144.2716),
+    FaceModelSpec("faces-6d-beta4", latent_dim=6, beta=4.0,
+                  sha256="5acea21b8e2fafd1f4a848e8bd570ab8b32f4a7b95330a844785db3aea56263d",
+                  reference=-156.2616),
+])

@@ -877,7 +877,7 @@ def flow_approximation_gaps(vae: nn.Module, x: Tensor, flow_config: FlowConfig, 
 
     Example (chapter 8's ELBO-trained digits VAE, eight test images, a few seconds on one thread)::
 
-        vae = vae_lib.iwae_models.load_iwae_model("digits-elbo-k1")
+        vae = vae_lib.iwae_models.IWAE_MODELS["digits-elbo-k1"].load()
         x = vae_lib.load_digits_split().x_test[:8]
         gaps = monte_carlo_gap_decomposition(vae, x, generator=torch.Generator().manual_seed(5))
         split = flow_approximation_gaps(
