@@ -232,7 +232,8 @@ def _models() -> dict[str, torch.nn.Module]:
         "MixturePriorVAE": MixturePriorVAE(VAEConfig(hidden=(8,)), MixturePriorConfig(n_components=2)),
         "VQVAE": VQVAE(VQVAEConfig(hidden=(8,), n_codes=4, n_positions=2)),
         "Autoencoder": Autoencoder(AEConfig(hidden=(8,))),
-        "AutoregressiveCodePrior": AutoregressiveCodePrior(AutoregressivePriorConfig(n_codes=4, n_positions=2, hidden=8)),
+        "AutoregressiveCodePrior": AutoregressiveCodePrior(
+            AutoregressivePriorConfig(n_codes=4, n_positions=2, hidden=8)),
         "EmpiricalCodePrior": EmpiricalCodePrior(torch.tensor([[0, 1], [2, 3], [1, 1]]), 4),
         "GridLatentModel": vae_lib.folded_model(),  # exact toy models (float64), chapters 1-3
         "LinearGaussianModel": vae_lib.LinearGaussianModel(torch.tensor([[1.0, 0.5], [0.0, 2.0]]),
@@ -506,7 +507,8 @@ def test_a_refused_codebook_update_leaves_the_model_bit_for_bit_unchanged(update
     kind = data.draw(st.sampled_from(["nan", "inf", "k shape", "k range", "k float", "k None", "z_e shape",
                                       "z_e None", "k rows"]), label="kind")
     if kind in ("nan", "inf"):
-        z_e.view(-1)[data.draw(st.integers(0, z_e.numel() - 1), label="where")] = math.nan if kind == "nan" else math.inf
+        where = data.draw(st.integers(0, z_e.numel() - 1), label="where")
+        z_e.view(-1)[where] = math.nan if kind == "nan" else math.inf
     elif kind == "k shape":
         k = k[:, :1]
     elif kind == "k range":
@@ -625,7 +627,8 @@ def test_a_divergence_later_in_training_restores_the_weights_of_the_last_good_st
 
 
 @pytest.mark.parametrize("field,value,error", [
-    ("learning_rate", math.inf, ValueError), ("learning_rate", math.nan, ValueError), ("learning_rate", 0.0, ValueError),
+    ("learning_rate", math.inf, ValueError), ("learning_rate", math.nan, ValueError),
+    ("learning_rate", 0.0, ValueError),
     ("epochs", 10**9, ValueError), ("epochs", 2.0, TypeError), ("batch_size", True, TypeError),
     ("seed", 1.5, TypeError), ("seed", "0", TypeError), ("dequantize", "no", TypeError), ("progress", 0, TypeError),
     ("kl_weight", math.inf, ValueError), ("free_bits", -1.0, ValueError), ("lr_schedule", "linear", ValueError),
@@ -636,7 +639,8 @@ def test_train_config_refuses_bad_settings_by_name(field, value, error):
         TrainConfig(**{field: value})
 
 
-CONFIGS = [c for c in PUBLIC.values() if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")]
+CONFIGS = [c for c in PUBLIC.values()
+           if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")]
 
 
 @pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)

@@ -98,6 +98,8 @@ class PageVisit:
         browsers.keep_local(self.page, self.outside)
         self.page.goto(url, wait_until="load")
         self.page.wait_for_timeout(1500)  # MathJax and plotly finish drawing
+        # explorers out of view are mounted when the main thread is idle (explorer_runtime.js: at most 2 s later)
+        self.page.wait_for_function(f"() => {HOSTS}.every(h => h.explorer)", timeout=30_000)
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -203,6 +203,8 @@ class Visit:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url, wait_until="load")
+        # explorers out of view are mounted when the main thread is idle (explorer_runtime.js: at most 2 s later)
+        self.page.wait_for_function(f"() => {HOSTS}.every(h => h.explorer)", timeout=30_000)
 
     def draw_all(self) -> int:
         """Draw every figure (as before printing) and wait for them; the number of figures."""
