@@ -91,11 +91,14 @@ class TrainedVAESpec(ABC):
         return checkpoint_file(self.file_name, directory)
 
     def load(self, directory: str | Path | None = None) -> VAE:
-        """The trained VAE, its checkpoint's digest verified before the file is read, float32, in eval mode.
+        """The trained VAE, float32, in eval mode: its checkpoint's SHA-256
+        checked against the pinned one before the file is read.
 
-        A missing file raises ``FileNotFoundError`` saying how to regenerate it; a file with another digest a
-        ``ValueError`` (:func:`vae_lib.checkpoint.load_checkpoint`)."""
-        return load_checkpoint(self.build(), self.checkpoint_path(directory), self.sha256,
+        A missing file raises ``FileNotFoundError`` saying how to regenerate
+        it; a file with another digest a ``ValueError``
+        (:func:`vae_lib.checkpoint.load_checkpoint`)."""
+        path = self.checkpoint_path(directory)
+        return load_checkpoint(self.build(), path, self.sha256,
                                regenerate_hint=self.regenerate_hint)
 
 
