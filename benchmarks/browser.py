@@ -290,9 +290,8 @@ def _one_load(browser, base: str, path: str) -> dict:
     run["resources"] = full["resources"]
     run["outside"], run["errors"] = len(visit.outside), len(visit.errors)
     visit.close()
-    run["first_figure_ms"], run["first_explorer_ms"] = _first_in_view(browser, base, path, ids, run, "seen"), None
-    if hosts:
-        run["first_explorer_ms"] = _first_in_view(browser, base, path, hosts, run, "explorers")
+    run["first_figure_ms"] = _first_in_view(browser, base, path, ids, run, "seen")
+    run["first_explorer_ms"] = _first_in_view(browser, base, path, hosts, run, "explorers")
     return run
 
 

@@ -41,7 +41,6 @@ CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "book" / "checkpoints"
 
 _CHUNK = 1 << 20  # bytes read at a time while hashing
 M = TypeVar("M", bound=nn.Module)
-S = TypeVar("S")
 
 
 def checkpoint_file(file_name: str, directory: str | os.PathLike[str] | None = None) -> Path:
